@@ -1,0 +1,178 @@
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { createBootstrapAuthenticator } from './authn/bootstrap';
+import { createAuthenticatorChain } from './authn/chain';
+import { createJwtAuthenticator, type JwtAuthenticator } from './authn/jwt';
+import { createServiceTokenAuthenticator } from './authn/service-token';
+import type { Authenticator } from './authn/types';
+import { BUILTIN_POLICY } from './authz/builtin';
+import { loadPolicyFile, PolicySource } from './authz/policy-file';
+import { hasStaticCredentialSource } from './config/load';
+import type { AuthMode, Config } from './config/types';
+import { startGrpcServer, type GrpcServer } from './grpc/server';
+import { startHttpServer, type Route } from './admin/http-server';
+import { Metrics } from './admin/metrics';
+import { opsRoutes } from './admin/ops-routes';
+import { createCheckPipeline, type CheckFn } from './pipeline/check';
+import { createRateLimiter } from './ratelimit';
+import type { RateLimiter } from './ratelimit/types';
+import type { Db } from './store/db';
+import { migrate } from './store/migrations';
+import { openDb } from './store/open';
+import { TokenIndex } from './store/token-index';
+import { UsageRecorder } from './store/usage';
+import { AuditRecorder } from './store/audit';
+import { TokenChangeFeed } from './store/notify';
+
+export interface App {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly db: Db;
+  readonly index: TokenIndex;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly check: CheckFn;
+  /** Batched audit counters (auth failures, token use, bootstrap use). */
+  readonly audit: AuditRecorder;
+  /** LISTEN/NOTIFY feed that keeps `index` in step with writes on every replica. */
+  readonly tokenFeed: TokenChangeFeed;
+  /** The global mode in force right now (an unset mode enforces once a credential source exists). */
+  mode(): AuthMode;
+  /** Health NOT_SERVING, in-flight checks finish, buffers flushed, connections closed. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface AppOptions {
+  readonly logger: Logger;
+  /** Extra HTTP routes (the admin API registers here). */
+  readonly routes?: (app: App) => readonly Route[];
+}
+
+function grpcCredentials(cfg: Config): grpc.ServerCredentials {
+  const t = cfg.grpc.tls;
+  if (!t) return grpc.ServerCredentials.createInsecure();
+  const ca = t.clientCa ? readFileSync(t.clientCa) : null;
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(t.cert), private_key: readFileSync(t.key) }], Boolean(ca));
+}
+
+export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
+  const { logger } = opts;
+  const metrics = new Metrics();
+  const policy = new PolicySource(cfg.policyFile ? loadPolicyFile(cfg.policyFile) : BUILTIN_POLICY, cfg.policyFile, logger);
+  policy.watch();
+
+  const db = await openDb(cfg, logger);
+  if (cfg.autoMigrate) await migrate(db);
+  const index = new TokenIndex(db, logger);
+  try {
+    await index.resync();
+  } catch (err) {
+    // Start anyway: cached-nothing means unknown tokens get 503 until the store answers.
+    logger.error({ err: (err as Error).message }, 'token store unreachable at start; retrying in the background');
+  }
+  index.start();
+  const usage = new UsageRecorder(db, logger);
+  usage.start();
+  const audit = new AuditRecorder(db, logger);
+  audit.start();
+  const tokenFeed = new TokenChangeFeed(db, index, logger);
+  await tokenFeed.start();
+
+  if (cfg.bootstrap) {
+    logger.warn('a bootstrap service token is configured: create persistent tokens, then remove ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN');
+    audit.count('bootstrap.configured', 'bootstrap');
+  }
+  const kinds: Authenticator[] = [];
+  if (cfg.bootstrap) {
+    kinds.push(
+      createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
+        logger.warn({ accepted: ok }, 'bootstrap token used');
+        audit.count(ok ? 'bootstrap.used' : 'bootstrap.rejected', 'bootstrap');
+      }),
+    );
+  }
+  kinds.push(createServiceTokenAuthenticator(index, (id, at) => usage.record(id, at)));
+  const jwt: JwtAuthenticator | undefined = createJwtAuthenticator({ ...cfg.jwt, secret: cfg.jwt.secret }, { logger });
+  if (jwt) kinds.push(jwt);
+
+  const limitsOn = cfg.rateLimit.ip > 0 || cfg.rateLimit.identity > 0;
+  const limiter: RateLimiter | undefined = limitsOn
+    ? createRateLimiter({
+        redisUrl: cfg.redisUrl,
+        intervalSeconds: cfg.rateLimit.intervalSeconds,
+        failClosed: cfg.rateLimit.failClosed,
+        logger,
+        onBackendChange: (b) => {
+          for (const n of ['redis', 'memory', 'fallback']) metrics.limiterBackend.set({ backend: n }, n === b ? 1 : 0);
+        },
+      })
+    : undefined;
+
+  const staticSources = hasStaticCredentialSource(cfg);
+  const mode = (): AuthMode => cfg.mode ?? (staticSources || index.size > 0 ? 'required' : 'optional');
+  const check = createCheckPipeline({
+    mode,
+    authenticator: createAuthenticatorChain(kinds),
+    policy: () => policy.policy,
+    limiter,
+    limits: { ip: cfg.rateLimit.ip, identity: cfg.rateLimit.identity, xffTrustedHops: cfg.rateLimit.xffTrustedHops },
+    logger,
+    sensitiveDebug: cfg.log.sensitiveDebug,
+    observe: (o) => audit.observe(o),
+  });
+  const timedCheck: CheckFn = async (req) => {
+    const started = process.hrtime.bigint();
+    let outcome: Parameters<Metrics['observe']>[0] | undefined;
+    const res = await check(req);
+    outcome = res.ok_response ? { decision: 'allow' } : { decision: 'deny', code: res.status.message as never };
+    metrics.observe(outcome, Number(process.hrtime.bigint() - started) / 1e9);
+    return res;
+  };
+
+  let grpcServer: GrpcServer | undefined;
+  let draining = false;
+  const app: App = {
+    get grpcPort() {
+      return grpcServer?.port ?? 0;
+    },
+    httpPort: 0,
+    db,
+    index,
+    metrics,
+    logger,
+    check: timedCheck,
+    audit,
+    tokenFeed,
+    mode,
+    async stop(graceMs = 5000) {
+      if (draining) return;
+      draining = true;
+      await grpcServer?.shutdown(graceMs);
+      await http.close();
+      policy.close();
+      index.stop();
+      tokenFeed.stop();
+      jwt?.close();
+      await usage.stop();
+      await audit.stop();
+      await limiter?.close();
+      await db.close();
+    },
+  };
+
+  grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: grpcCredentials(cfg), check: timedCheck, logger });
+  const readiness = () => ({ store: index.isLoaded, jwks: jwt ? jwt.primed() : true, draining });
+  const http = await startHttpServer({
+    host: cfg.http.host,
+    port: cfg.http.port,
+    tls: cfg.http.tls ? { cert: readFileSync(cfg.http.tls.cert), key: readFileSync(cfg.http.tls.key) } : undefined,
+    routes: () => [...opsRoutes({ metrics, readiness, index }), ...(opts.routes?.(app) ?? [])],
+    logger,
+  });
+  (app as { httpPort: number }).httpPort = http.port;
+  if (jwt) void jwt.ready();
+  grpcServer.setServing(true);
+  logger.info({ grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, mode: mode(), store: db.kind, policy: policy.policy.origin, tokens: index.size }, 'orcheo-authz serving');
+  return app;
+}

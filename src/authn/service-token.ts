@@ -1,0 +1,53 @@
+import { AuthError } from '../pipeline/codes';
+import { hashSecret, type TokenRecord } from '../store/records';
+import type { TokenIndex } from '../store/token-index';
+import type { Authenticator, AuthnResult, Identity } from './types';
+
+/** Seconds a client is asked to wait when the token store cannot be consulted. */
+const STORE_RETRY_AFTER = 5;
+
+const looksLikeJwt = (t: string): boolean => t.split('.').length === 3;
+
+function toIdentity(r: TokenRecord): Identity {
+  return Object.freeze({
+    authenticated: true,
+    type: 'service',
+    subject: r.id,
+    tokenId: r.id,
+    scopes: new Set(r.scopes),
+    workspaces: new Set(r.workspaces),
+    source: 'service_token',
+    expiresAt: r.expiresAt,
+  });
+}
+
+/**
+ * Service tokens, looked up by SHA-256 in the in-memory index: no query per request. When the index
+ * has not synced recently, "not found" cannot be trusted, so an unknown non-JWT token is a 503
+ * rather than a 401 (a token created on another replica during an outage must not be refused).
+ */
+export function createServiceTokenAuthenticator(index: TokenIndex, onUse?: (tokenId: string, nowMs: number) => void): Authenticator {
+  const identities = new WeakMap<TokenRecord, Identity>();
+  return {
+    name: 'service_token',
+    authenticate(token: string, nowMs: number): AuthnResult {
+      const r = index.lookup(hashSecret(token));
+      if (!r) {
+        if (!index.fresh && !looksLikeJwt(token)) {
+          return { kind: 'rejected', error: new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: STORE_RETRY_AFTER, detail: 'token index not synced' }) };
+        }
+        return { kind: 'skip' };
+      }
+      const key = r.id;
+      if (r.revokedAt !== undefined && r.revokedAt <= nowMs) return { kind: 'rejected', error: new AuthError('auth.token_revoked'), identityKey: key };
+      if (r.expiresAt !== undefined && r.expiresAt <= nowMs) return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: key };
+      onUse?.(r.id, nowMs);
+      let id = identities.get(r);
+      if (!id) {
+        id = toIdentity(r);
+        identities.set(r, id);
+      }
+      return { kind: 'identified', identity: id };
+    },
+  };
+}

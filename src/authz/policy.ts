@@ -1,0 +1,74 @@
+import { compilePattern, type PathPattern } from './pattern';
+
+export type RouteAuth = 'public' | 'optional' | 'required';
+export const ROUTE_AUTH: readonly RouteAuth[] = ['public', 'optional', 'required'];
+
+/** A workspace requirement: a literal id, or the name of a captured path parameter. */
+export type WorkspaceRef = { readonly literal: string } | { readonly param: string };
+
+export interface Rule {
+  readonly methods?: ReadonlySet<string> | undefined;
+  readonly path: PathPattern;
+  readonly scopes: readonly string[];
+  readonly workspace?: WorkspaceRef | undefined;
+  readonly auth?: RouteAuth | undefined;
+}
+
+export interface Policy {
+  readonly rules: readonly Rule[];
+  readonly default: { readonly scopes: readonly string[]; readonly auth?: RouteAuth | undefined; readonly workspace?: string | undefined };
+  /** Where the policy came from, for logs and /readyz. */
+  readonly origin: string;
+}
+
+/** What one request needs, after the policy and Envoy's per-route context_extensions. */
+export interface Requirement {
+  readonly scopes: readonly string[];
+  readonly workspace?: string | undefined;
+  readonly auth?: RouteAuth | undefined;
+  /** `rules[3]`, `default`, plus `+context_extensions` when Envoy overrode it. */
+  readonly matched: string;
+}
+
+export function parseWorkspaceRef(value: string): WorkspaceRef {
+  const m = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value);
+  return m ? { param: m[1]! } : { literal: value };
+}
+
+/** First matching rule wins; unmatched requests get the default (authentication only, built in). */
+export function evaluatePolicy(policy: Policy, method: string, path: string): Requirement {
+  for (let i = 0; i < policy.rules.length; i++) {
+    const r = policy.rules[i]!;
+    if (r.methods && !r.methods.has(method)) continue;
+    const params = r.path.match(path);
+    if (!params) continue;
+    let workspace: string | undefined;
+    if (r.workspace) workspace = 'literal' in r.workspace ? r.workspace.literal : params[r.workspace.param];
+    return { scopes: r.scopes, workspace, auth: r.auth, matched: `rules[${i}]` };
+  }
+  return { ...policy.default, matched: 'default' };
+}
+
+const splitList = (v: string): string[] => v.split(/[\s,]+/).filter(Boolean);
+
+/**
+ * Envoy per-route `context_extensions` take precedence over the policy: `required_scopes`
+ * (comma/space list; replaces the policy's scopes), `required_workspace`, `auth`. An `auth` value
+ * that is not one of the three is treated as `required`: a typo must never open a route.
+ */
+export function applyContextExtensions(req: Requirement, ext: Readonly<Record<string, string>> | undefined): Requirement {
+  if (!ext) return req;
+  const scopes = ext.required_scopes;
+  const workspace = ext.required_workspace;
+  const auth = ext.auth;
+  if (scopes === undefined && workspace === undefined && auth === undefined) return req;
+  const a = auth === undefined ? req.auth : (ROUTE_AUTH as readonly string[]).includes(auth.trim().toLowerCase()) ? (auth.trim().toLowerCase() as RouteAuth) : 'required';
+  return {
+    scopes: scopes === undefined ? req.scopes : splitList(scopes),
+    workspace: workspace === undefined ? req.workspace : workspace.trim() || undefined,
+    auth: a,
+    matched: `${req.matched}+context_extensions`,
+  };
+}
+
+export { compilePattern };

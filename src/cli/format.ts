@@ -1,0 +1,122 @@
+/** Human output of the token commands (the guide's layout). `--json` bypasses all of this. */
+
+export interface TokenJson {
+  id: string;
+  status: string;
+  scopes: string[];
+  workspaces: string[];
+  issued_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  revocation_reason: string | null;
+  rotated_to: string | null;
+  rotated_from?: string | null;
+  last_used_at: string | null;
+  use_count: number;
+  created_by: string | null;
+  secret?: string;
+  previous?: TokenJson;
+  also_revoked?: string[];
+}
+
+export interface AuditJson {
+  id: number;
+  occurred_at: string;
+  event: string;
+  token_id: string | null;
+  actor: string | null;
+  client_ip: string | null;
+  user_agent: string | null;
+  reason: string | null;
+  count: number;
+  details: Record<string, unknown> | null;
+}
+
+export const SECRET_WARNING = '⚠ Store this secret securely. It will not be shown again.';
+
+/** Terminal-safe text: control characters (escape sequences) from the server are neutralised. */
+export function clean(s: unknown): string {
+  return String(s ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+/** `2025-12-03 15:30:00 UTC`; `never` for null. */
+export function when(iso: string | null | undefined, never = 'never'): string {
+  if (!iso) return never;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return clean(iso);
+  return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+const listOf = (xs: string[] | undefined, none = 'none'): string => (xs && xs.length ? xs.map(clean).join(', ') : none);
+
+function secretBlock(t: TokenJson, title: string): string[] {
+  return [title, '', `ID: ${clean(t.id)}`, `Secret: ${clean(t.secret)}`, '', SECRET_WARNING, ''];
+}
+
+function tokenSummary(t: TokenJson): string[] {
+  return [`Scopes: ${listOf(t.scopes)}`, `Workspaces: ${listOf(t.workspaces)}`, `Expires: ${when(t.expires_at)}`];
+}
+
+export function formatCreated(t: TokenJson): string {
+  return [...secretBlock(t, 'Service token created successfully!'), ...tokenSummary(t)].join('\n') + '\n';
+}
+
+export function formatRotated(t: TokenJson): string {
+  const lines = [...secretBlock(t, 'Service token rotated successfully!'), ...tokenSummary(t)];
+  if (t.previous) {
+    const end = t.previous.expires_at ? Date.parse(t.previous.expires_at) : NaN;
+    lines.push('', end <= Date.now() ? `Previous secret (now ${clean(t.previous.id)}): no longer valid` : `Previous secret (now ${clean(t.previous.id)}): valid until ${when(t.previous.expires_at)}, then it stops working`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function formatToken(t: TokenJson): string {
+  const rows: Array<[string, string]> = [
+    ['ID', clean(t.id)],
+    ['Status', clean(t.status)],
+    ['Scopes', listOf(t.scopes)],
+    ['Workspaces', listOf(t.workspaces)],
+    ['Issued', when(t.issued_at)],
+    ['Expires', when(t.expires_at)],
+  ];
+  if (t.revoked_at) rows.push(['Revoked', when(t.revoked_at)]);
+  if (t.revocation_reason) rows.push(['Reason', clean(t.revocation_reason)]);
+  if (t.rotated_to) rows.push(['Rotated to', clean(t.rotated_to)]);
+  if (t.rotated_from) rows.push(['Rotated from', clean(t.rotated_from)]);
+  rows.push(['Last used', when(t.last_used_at, 'never')], ['Uses', String(t.use_count ?? 0)]);
+  if (t.created_by) rows.push(['Created by', clean(t.created_by)]);
+  const w = Math.max(...rows.map(([k]) => k.length)) + 1;
+  return rows.map(([k, v]) => `${`${k}:`.padEnd(w)} ${v}`).join('\n') + '\n';
+}
+
+export function formatRevoked(t: TokenJson): string {
+  const lines = [`Service token ${clean(t.id)} revoked.`];
+  if (t.revocation_reason) lines.push(`Reason: ${clean(t.revocation_reason)}`);
+  if (t.also_revoked?.length) lines.push(`Also revoked its previous secret${t.also_revoked.length > 1 ? 's' : ''} still in overlap: ${t.also_revoked.map(clean).join(', ')}`);
+  return lines.join('\n') + '\n';
+}
+
+/** A plain-text table: header, a rule, rows; columns padded to their widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
+}
+
+const short = (iso: string | null, never = 'never'): string => (iso ? when(iso).replace(/:\d\d UTC$/, ' UTC') : never);
+
+export function formatList(tokens: TokenJson[]): string {
+  if (tokens.length === 0) return 'No service tokens found.\n';
+  return table(
+    ['ID', 'Scopes', 'Workspaces', 'Issued', 'Expires', 'Status'],
+    tokens.map((t) => [clean(t.id), listOf(t.scopes, '-'), listOf(t.workspaces, '-'), short(t.issued_at), short(t.expires_at), clean(t.status)]),
+  );
+}
+
+export function formatAudit(events: AuditJson[]): string {
+  if (events.length === 0) return 'No audit events found.\n';
+  return table(
+    ['Time', 'Event', 'Token', 'Actor', 'Count', 'Client IP', 'Reason'],
+    events.map((e) => [when(e.occurred_at), clean(e.event), clean(e.token_id ?? '-'), clean(e.actor ?? '-'), String(e.count), clean(e.client_ip ?? '-'), clean(e.reason ?? '')]),
+  );
+}

@@ -1,0 +1,57 @@
+import type { HostPort } from './parse';
+
+export type AuthMode = 'disabled' | 'optional' | 'required';
+
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa?: string | undefined;
+}
+
+export interface BootstrapConfig {
+  /** Non-enumerable: never serialised or logged. */
+  readonly token: string;
+  readonly scopes: readonly string[];
+  readonly expiresAt?: number | undefined;
+}
+
+export interface JwtConfig {
+  /** Non-enumerable when set. */
+  readonly secret?: string | undefined;
+  readonly allowedAlgorithms: readonly string[];
+  readonly audiences: readonly string[];
+  readonly issuer?: string | undefined;
+  readonly jwksUrl?: string | undefined;
+  readonly oidcIssuer?: string | undefined;
+  readonly staticJwks?: { keys: unknown[] } | undefined;
+  readonly jwksCacheTtlSeconds: number;
+  readonly jwksTimeoutSeconds: number;
+  readonly leewaySeconds: number;
+}
+
+export interface RateLimitConfig {
+  /** Failures allowed per IP per window; 0 disables. */
+  readonly ip: number;
+  readonly identity: number;
+  readonly intervalSeconds: number;
+  readonly failClosed: boolean;
+  readonly xffTrustedHops: number;
+}
+
+export interface Config {
+  readonly grpc: HostPort & { readonly tls?: TlsFiles | undefined };
+  readonly http: HostPort & { readonly tls?: TlsFiles | undefined };
+  /** Explicit mode, or undefined: optional that enforces once any credential source exists. */
+  readonly mode: AuthMode | undefined;
+  /** Non-enumerable when set (may carry a password). */
+  readonly databaseUrl?: string | undefined;
+  readonly dbPath: string;
+  readonly autoMigrate: boolean;
+  /** Non-enumerable when set. */
+  readonly redisUrl?: string | undefined;
+  readonly policyFile?: string | undefined;
+  readonly bootstrap?: BootstrapConfig | undefined;
+  readonly jwt: JwtConfig;
+  readonly rateLimit: RateLimitConfig;
+  readonly log: { readonly level: string; readonly sensitiveDebug: boolean };
+}

@@ -1,0 +1,47 @@
+/**
+ * Every environment variable the service reads (the contract's names; do not rename).
+ * Deploy-file validation checks compose and Kubernetes manifests against this list, so a typo in a
+ * manifest is caught in `npm test` instead of being silently ignored at run time.
+ */
+export const SERVICE_VARIABLES = [
+  'ORCHEO_AUTH_GRPC_ADDR',
+  'ORCHEO_AUTH_HTTP_ADDR',
+  'ORCHEO_AUTH_DATABASE_URL',
+  'ORCHEO_AUTH_REDIS_URL',
+  'ORCHEO_AUTH_POLICY_FILE',
+  'ORCHEO_AUTH_MODE',
+  'ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN',
+  'ORCHEO_AUTH_BOOTSTRAP_TOKEN_SCOPES',
+  'ORCHEO_AUTH_BOOTSTRAP_TOKEN_EXPIRES_AT',
+  'ORCHEO_AUTH_JWT_SECRET',
+  'ORCHEO_AUTH_ALLOWED_ALGORITHMS',
+  'ORCHEO_AUTH_AUDIENCE',
+  'ORCHEO_AUTH_ISSUER',
+  'ORCHEO_AUTH_JWKS_URL',
+  'ORCHEO_AUTH_JWKS_CACHE_TTL',
+  'ORCHEO_AUTH_JWKS_TIMEOUT',
+  'ORCHEO_AUTH_JWKS_STATIC',
+  'ORCHEO_AUTH_JWKS',
+  'ORCHEO_AUTH_OIDC_ISSUER',
+  'ORCHEO_AUTH_JWT_LEEWAY',
+  'ORCHEO_AUTH_RATE_LIMIT_IP',
+  'ORCHEO_AUTH_RATE_LIMIT_IDENTITY',
+  'ORCHEO_AUTH_RATE_LIMIT_INTERVAL',
+  'ORCHEO_AUTH_RATE_LIMIT_FAIL_CLOSED',
+  'ORCHEO_AUTH_XFF_TRUSTED_HOPS',
+  'ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH',
+  'ORCHEO_AUTH_AUTO_MIGRATE',
+  'ORCHEO_AUTH_GRPC_TLS_CERT',
+  'ORCHEO_AUTH_GRPC_TLS_KEY',
+  'ORCHEO_AUTH_GRPC_TLS_CLIENT_CA',
+  'ORCHEO_AUTH_HTTP_TLS_CERT',
+  'ORCHEO_AUTH_HTTP_TLS_KEY',
+  'LOG_LEVEL',
+  'LOG_SENSITIVE_DEBUG',
+] as const;
+
+/** Read by the CLI only. */
+export const CLI_VARIABLES = ['ORCHEO_SERVICE_TOKEN', 'ORCHEO_API_URL'] as const;
+
+export type ServiceVariable = (typeof SERVICE_VARIABLES)[number];
+export const KNOWN_VARIABLES: ReadonlySet<string> = new Set<string>([...SERVICE_VARIABLES, ...CLI_VARIABLES]);

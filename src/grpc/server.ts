@@ -1,0 +1,83 @@
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import type { CheckFn } from '../pipeline/check';
+import type { RawCheckRequest } from '../pipeline/request';
+import type { CheckResponseObject } from '../pipeline/respond';
+import { AUTHZ_V2, AUTHZ_V3, loadPackageDefinition, loadReflectionDefinition } from './descriptors';
+
+export interface GrpcServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly credentials?: grpc.ServerCredentials;
+  readonly check: CheckFn;
+  readonly logger: Logger;
+}
+
+export interface GrpcServer {
+  readonly port: number;
+  setServing(serving: boolean): void;
+  /** Stops accepting calls, lets in-flight ones finish (bounded by graceMs), then closes. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+const HEALTH_NAMES = ['', AUTHZ_V3, AUTHZ_V2];
+
+function serviceDefinition(pkg: ReturnType<typeof loadPackageDefinition>, name: string): grpc.ServiceDefinition {
+  const def = pkg[name];
+  if (!def || !('Check' in def)) throw new Error(`service ${name} missing from the descriptor set`);
+  return def as unknown as grpc.ServiceDefinition;
+}
+
+export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
+  const pkg = loadPackageDefinition();
+  const server = new grpc.Server({
+    // Envoy keeps long-lived HTTP/2 connections; bound what one client can hold open.
+    'grpc.max_concurrent_streams': 10_000,
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const handler: grpc.handleUnaryCall<RawCheckRequest, CheckResponseObject> = (call, callback) => {
+    // The pipeline never rejects; the catch only guards against a defect in it.
+    opts.check(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        opts.logger.error({ err: (err as Error)?.message }, 'check handler failed');
+        callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+      },
+    );
+  };
+  server.addService(serviceDefinition(pkg, AUTHZ_V3), { Check: handler });
+  server.addService(serviceDefinition(pkg, AUTHZ_V2), { Check: handler });
+
+  const health = new HealthImplementation(Object.fromEntries(HEALTH_NAMES.map((n) => [n, 'NOT_SERVING'])));
+  health.addToServer(server);
+  new ReflectionService(loadReflectionDefinition()).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+    server.bindAsync(`${host}:${opts.port}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+
+  return {
+    port,
+    setServing(serving: boolean): void {
+      for (const n of HEALTH_NAMES) health.setStatus(n, serving ? 'SERVING' : 'NOT_SERVING');
+    },
+    shutdown(graceMs: number): Promise<void> {
+      for (const n of HEALTH_NAMES) health.setStatus(n, 'NOT_SERVING');
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}

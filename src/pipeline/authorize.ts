@@ -1,0 +1,23 @@
+import type { Identity } from '../authn/types';
+import { ALL_WORKSPACES } from '../authz/scopes';
+import type { Requirement } from '../authz/policy';
+import { AuthError } from './codes';
+
+/**
+ * Phase 3, authorize: every required scope (exact, case-sensitive), then the workspace the request
+ * touches. An identity without workspaces is denied on workspace-bound routes; `*` grants all.
+ */
+export function authorize(identity: Identity, req: Requirement): AuthError | undefined {
+  const missing = req.scopes.filter((s) => !identity.scopes.has(s));
+  if (missing.length > 0) return new AuthError('auth.missing_scope', `Missing required scopes: ${missing.join(', ')}`);
+  if (req.workspace !== undefined && !identity.workspaces.has(ALL_WORKSPACES) && !identity.workspaces.has(req.workspace)) {
+    return new AuthError('auth.workspace_forbidden', 'Workspace access denied', { detail: `workspace ${req.workspace}` });
+  }
+  return undefined;
+}
+
+/** The per-identity rate-limit key: a service token's id, a JWT's subject, `bootstrap`. */
+export function identityKey(identity: Identity): string | undefined {
+  if (!identity.authenticated) return undefined;
+  return identity.source === 'jwt' ? identity.subject : identity.tokenId;
+}

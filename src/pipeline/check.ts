@@ -1,0 +1,155 @@
+import type { Logger } from 'pino';
+import { ANONYMOUS, type Authenticator, type Identity } from '../authn/types';
+import { applyContextExtensions, evaluatePolicy, type Policy, type Requirement } from '../authz/policy';
+import type { AuthMode } from '../config/types';
+import { LimiterUnavailableError, type LimitQuery, type RateLimiter } from '../ratelimit/types';
+import { resolveClientIp } from '../ratelimit/client-ip';
+import { authorize, identityKey } from './authorize';
+import { AuthError, isAuthError, type DenyCode } from './codes';
+import { extractCredential, type Credential } from './extract';
+import { isCorsPreflight, toCheckInput, type CheckInput, type RawCheckRequest } from './request';
+import { allowResponse, denyResponse, type CheckResponseObject } from './respond';
+
+export interface Outcome {
+  readonly decision: 'allow' | 'deny';
+  readonly code?: DenyCode | undefined;
+  readonly identity?: Identity | undefined;
+  readonly matched?: string | undefined;
+}
+
+export interface PipelineDeps {
+  /** The global mode for this request (an unset mode becomes `required` once a credential source exists). */
+  readonly mode: () => AuthMode;
+  readonly authenticator: Authenticator;
+  readonly policy: () => Policy;
+  readonly limiter?: RateLimiter | undefined;
+  readonly limits: { readonly ip: number; readonly identity: number; readonly xffTrustedHops: number };
+  readonly logger: Logger;
+  readonly sensitiveDebug?: boolean;
+  readonly now?: () => number;
+  readonly observe?: (o: Outcome) => void;
+}
+
+export type CheckFn = (req: RawCheckRequest | null | undefined) => Promise<CheckResponseObject>;
+
+interface Verdict {
+  identity?: Identity | undefined;
+  error?: AuthError | undefined;
+  /** Whose failure this is, for the per-identity limit. */
+  key?: string | undefined;
+}
+
+const LIMITER_RETRY_AFTER = 5;
+
+/**
+ * The decision pipeline: extract credentials → identify → authorize → rate limit → respond.
+ * `check` always resolves to a CheckResponse: an unexpected failure in any phase is logged and
+ * becomes a 503 deny (`auth.backend_unavailable`), never an exception and never an allow.
+ */
+export function createCheckPipeline(deps: PipelineDeps): CheckFn {
+  const now = deps.now ?? Date.now;
+  const { logger } = deps;
+
+  async function identify(token: string): Promise<Verdict> {
+    const r = await deps.authenticator.authenticate(token, now());
+    if (r.kind === 'identified') return { identity: r.identity };
+    if (r.kind === 'rejected') return { error: r.error, key: r.identityKey };
+    return { error: new AuthError('auth.invalid_token') };
+  }
+
+  async function rateLimit(input: CheckInput, v: Verdict): Promise<AuthError | undefined> {
+    const { ip, identity } = deps.limits;
+    if (!deps.limiter || (ip <= 0 && identity <= 0)) return undefined;
+    const status = v.error?.httpStatus;
+    const queries: LimitQuery[] = [];
+    const clientIp = resolveClientIp(input.sourceAddress, input.headers.get('x-forwarded-for'), deps.limits.xffTrustedHops);
+    if (ip > 0) queries.push({ key: `ip:${clientIp}`, limit: ip, failed: status === 401 });
+    if (identity > 0 && v.key !== undefined) queries.push({ key: `id:${v.key}`, limit: identity, failed: status === 401 || status === 403 });
+    if (queries.length === 0) return undefined;
+    let verdicts;
+    try {
+      verdicts = await deps.limiter.evaluate(queries);
+    } catch (err) {
+      if (err instanceof LimiterUnavailableError) return new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER, detail: 'rate limiter unavailable (fail closed)' });
+      throw err;
+    }
+    for (let i = 0; i < queries.length; i++) {
+      const verdict = verdicts[i];
+      if (!verdict?.blocked) continue;
+      const opts = { retryAfterSeconds: verdict.retryAfterSeconds };
+      return queries[i]!.key.startsWith('ip:')
+        ? new AuthError('auth.rate_limited.ip', `Too many authentication attempts from IP ${clientIp}`, opts)
+        : new AuthError('auth.rate_limited.identity', 'Too many authentication attempts for this identity', opts);
+    }
+    return undefined;
+  }
+
+  async function decide(input: CheckInput): Promise<{ response: CheckResponseObject; outcome: Outcome }> {
+    const allow = (identity: Identity, cred: Credential | undefined, matched?: string) => ({
+      response: allowResponse(input, identity, cred),
+      outcome: { decision: 'allow' as const, identity, matched },
+    });
+    const mode = deps.mode();
+    if (mode === 'disabled' || isCorsPreflight(input)) return allow(ANONYMOUS, undefined);
+
+    const req: Requirement = applyContextExtensions(evaluatePolicy(deps.policy(), input.method, input.path), input.contextExtensions);
+    const routeMode = req.auth ?? mode;
+
+    let cred: Credential | undefined;
+    let v: Verdict = {};
+    try {
+      cred = extractCredential(input);
+    } catch (err) {
+      if (!isAuthError(err)) throw err;
+      v = { error: err };
+    }
+
+    if (routeMode === 'public') {
+      // Valid credentials still yield identity headers; invalid ones are ignored, never counted.
+      const who = cred ? await identify(cred.token) : {};
+      return allow(who.identity ?? ANONYMOUS, cred, req.matched);
+    }
+
+    if (!v.error) {
+      if (cred) v = await identify(cred.token);
+      else if (routeMode === 'optional') v = { identity: ANONYMOUS };
+      else v = { error: new AuthError('auth.missing_token') };
+    }
+    if (v.identity?.authenticated) {
+      const denied = authorize(v.identity, req);
+      if (denied) v = { error: denied, key: identityKey(v.identity), identity: v.identity };
+      else v.key = identityKey(v.identity);
+    }
+
+    const limited = await rateLimit(input, v);
+    const error = limited ?? v.error;
+    if (error) {
+      return {
+        response: denyResponse(error, cred !== undefined),
+        outcome: { decision: 'deny', code: error.code, identity: v.identity, matched: req.matched },
+      };
+    }
+    return allow(v.identity ?? ANONYMOUS, cred, req.matched);
+  }
+
+  return async function check(raw) {
+    let input: CheckInput | undefined;
+    try {
+      input = toCheckInput(raw);
+      const { response, outcome } = await decide(input);
+      deps.observe?.(outcome);
+      if (outcome.decision === 'deny') {
+        logger.info({ code: outcome.code, method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject }, 'request denied');
+      } else if (logger.isLevelEnabled('debug')) {
+        logger.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type }, 'request allowed');
+      }
+      return response;
+    } catch (err) {
+      // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
+      logger.error({ err: err instanceof Error ? { type: err.name, message: err.message, stack: deps.sensitiveDebug ? err.stack : undefined } : String(err), path: input?.path }, 'check failed; denying');
+      const error = new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER });
+      deps.observe?.({ decision: 'deny', code: error.code });
+      return denyResponse(error, false);
+    }
+  };
+}

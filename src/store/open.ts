@@ -1,0 +1,16 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/types';
+import { redactUrl } from '../config/parse';
+import type { Db } from './db';
+import { createPgDb } from './pg';
+import { createPgliteDb } from './pglite';
+
+/** Postgres when ORCHEO_AUTH_DATABASE_URL is set, else the embedded store under the DB path. */
+export async function openDb(cfg: Config, logger: Logger): Promise<Db> {
+  if (cfg.databaseUrl) {
+    logger.debug({ url: redactUrl(cfg.databaseUrl) }, 'using postgres');
+    return createPgDb(cfg.databaseUrl, logger);
+  }
+  logger.info({ path: cfg.dbPath }, 'using the embedded token store (set ORCHEO_AUTH_DATABASE_URL for Postgres)');
+  return createPgliteDb(cfg.dbPath, logger);
+}

@@ -1,0 +1,131 @@
+import type { Logger } from 'pino';
+import type { Db } from './db';
+import { rowToRecord, TOKEN_COLUMNS, type TokenRecord } from './records';
+
+export interface TokenIndexOptions {
+  /** How often changed rows are pulled (the staleness bound without notifications). */
+  readonly pollIntervalMs?: number;
+  /** Past this age without a successful sync, an unknown token is answered 503, not 401. */
+  readonly maxStalenessMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Every token record in memory, keyed by secret hash (≈100 B a token), so Check never queries the
+ * database: an unknown token is refused without a round trip and a flood of random tokens never
+ * reaches Postgres. Kept in sync by pulling rows whose `updated_at` moved (with an overlap, since a
+ * concurrent transaction can commit an older timestamp), and by `refresh(id)` / full `resync()`
+ * calls from notifications.
+ */
+export class TokenIndex {
+  private byHash = new Map<string, TokenRecord>();
+  private byId = new Map<string, TokenRecord>();
+  private watermark = 0;
+  private lastSyncAt = 0;
+  private loaded = false;
+  private timer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private readonly pollMs: number;
+  private readonly maxStaleMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly db: Db, private readonly logger: Logger, opts: TokenIndexOptions = {}) {
+    this.pollMs = opts.pollIntervalMs ?? 1000;
+    this.maxStaleMs = opts.maxStalenessMs ?? 10_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** True once loaded and synced recently enough that "not found" can be trusted. */
+  get fresh(): boolean {
+    return this.loaded && this.now() - this.lastSyncAt <= this.maxStaleMs;
+  }
+
+  get isLoaded(): boolean {
+    return this.loaded;
+  }
+
+  lookup(secretHash: string): TokenRecord | undefined {
+    return this.byHash.get(secretHash);
+  }
+
+  get(id: string): TokenRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Full load; replaces the index atomically. Throws when the database is unreachable. */
+  async resync(): Promise<void> {
+    const started = this.now();
+    const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens`);
+    const byHash = new Map<string, TokenRecord>();
+    const byId = new Map<string, TokenRecord>();
+    let mark = 0;
+    for (const row of rows) {
+      const r = rowToRecord(row);
+      byHash.set(r.secretHash, r);
+      byId.set(r.id, r);
+      mark = Math.max(mark, r.updatedAt);
+    }
+    this.byHash = byHash;
+    this.byId = byId;
+    this.watermark = mark;
+    this.lastSyncAt = started;
+    this.loaded = true;
+  }
+
+  /** Applies a record written by this process (or read after a notification) at once. */
+  apply(r: TokenRecord): void {
+    const prev = this.byId.get(r.id);
+    // A read that started before a newer write may land after it: never go back in time.
+    if (prev && r.updatedAt < prev.updatedAt) return;
+    // Rotation renames the old row (`id` → `id~rN`) and gives `id` a new secret. Rows arrive in any
+    // order, so drop the old hash only while it still belongs to this id, not to the renamed row.
+    if (prev && prev.secretHash !== r.secretHash && this.byHash.get(prev.secretHash)?.id === r.id) this.byHash.delete(prev.secretHash);
+    this.byId.set(r.id, r);
+    this.byHash.set(r.secretHash, r);
+    this.watermark = Math.max(this.watermark, r.updatedAt);
+  }
+
+  /** Re-reads one token (after a notification naming it). */
+  async refresh(id: string): Promise<void> {
+    const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens WHERE id = $1`, [id]);
+    if (rows[0]) this.apply(rowToRecord(rows[0]));
+  }
+
+  private async pull(): Promise<void> {
+    if (!this.loaded) return this.resync();
+    const started = this.now();
+    // Overlap: now() is the transaction's start, so a long transaction can commit a row older than
+    // the watermark. Re-applying a row is idempotent.
+    const since = new Date(this.watermark - 5000);
+    const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens WHERE updated_at > $1`, [since]);
+    for (const row of rows) this.apply(rowToRecord(row));
+    this.lastSyncAt = started;
+  }
+
+  /** One sync step; concurrent callers share it. Never throws: failures are logged and retried. */
+  sync(): Promise<void> {
+    this.syncing ??= this.pull()
+      .catch((err: unknown) => {
+        this.logger.warn({ err: (err as Error).message, stale_ms: this.now() - this.lastSyncAt }, 'token index sync failed; serving cached tokens');
+      })
+      .finally(() => {
+        this.syncing = undefined;
+      });
+    return this.syncing;
+  }
+
+  start(): void {
+    if (this.timer || this.pollMs <= 0) return;
+    this.timer = setInterval(() => void this.sync(), this.pollMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

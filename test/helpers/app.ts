@@ -1,0 +1,48 @@
+import { startApp, type App } from '../../src/app';
+import { adminRoutes } from '../../src/admin/routes';
+import { loadConfig } from '../../src/config/load';
+import { createLogger } from '../../src/log';
+import { createTestSchema, pgReachable, type TestSchema } from './pg';
+import { AuthzClient } from './grpc-client';
+
+export interface TestApp {
+  readonly app: App;
+  readonly client: AuthzClient;
+  readonly schema?: TestSchema | undefined;
+  readonly logs: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real service in-process on loopback ports chosen by the OS, with its own Postgres
+ * schema (store 'pg') or an in-memory embedded store ('embedded'). Logs are captured, so tests can
+ * assert that no secret reaches them.
+ */
+export async function startTestApp(env: Record<string, string> = {}, store: 'pg' | 'embedded' | 'auto' = 'pg', existing?: TestSchema): Promise<TestApp> {
+  // 'auto': real Postgres when reachable, else the embedded store (for tests about the pipeline,
+  // not the store, so they run everywhere).
+  const usePg = store === 'pg' || (store === 'auto' && (await pgReachable()));
+  const schema = usePg ? existing ?? (await createTestSchema()) : undefined;
+  const cfg = loadConfig({
+    ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
+    ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0',
+    ...(schema ? { ORCHEO_AUTH_DATABASE_URL: schema.url } : { ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://' }),
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+  const logs: string[] = [];
+  const logger = createLogger(cfg.log.level, { write: (s: string) => void logs.push(s) });
+  const app = await startApp(cfg, { logger, routes: adminRoutes });
+  const client = new AuthzClient(app.grpcPort);
+  return {
+    app,
+    client,
+    schema,
+    logs,
+    async stop() {
+      client.close();
+      await app.stop(1000);
+      if (schema && !existing) await schema.drop();
+    },
+  };
+}

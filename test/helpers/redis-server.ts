@@ -1,0 +1,181 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+
+export const REDIS_SERVER_BIN = '/usr/bin/redis-server';
+export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** True when something answers PING at host:port within timeoutMs. Never throws, leaves no socket open. */
+export function redisReachable(port = 6379, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    let settled = false;
+    const finish = (ok: boolean): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.connect(port, host, () => socket.write('PING\r\n'));
+    socket.on('data', (buf) => finish(buf.toString().startsWith('+PONG')));
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** A unique key prefix per test, so parallel tests and leftovers never share windows. */
+export function testPrefix(name: string): string {
+  return `orcheo-authz-test:${name}:${randomBytes(4).toString('hex')}:`;
+}
+
+/** Deletes every key whose name starts with `{stem}` (the hash-tagged prefix the limiter writes). */
+export async function deleteKeysMatching(url: string, pattern: string): Promise<number> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    let deleted = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) deleted += await client.del(...keys);
+    } while (cursor !== '0');
+    return deleted;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Children still running when the test process exits (a failed assertion skipped stop()) die with it. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** A dedicated, throw-away redis-server (no persistence) that a test may kill and start again on the same port. */
+export class RedisServerProcess {
+  private child: ChildProcess | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'orcheo-authz-redis-'));
+
+  private constructor(
+    readonly port: number,
+    readonly cluster: boolean,
+  ) {}
+
+  static available(): boolean {
+    return existsSync(REDIS_SERVER_BIN);
+  }
+
+  /** cluster: a one-node Redis Cluster owning every slot, which enforces CROSSSLOT like a real cluster. */
+  static async start(opts: { cluster?: boolean } = {}): Promise<RedisServerProcess> {
+    const server = new RedisServerProcess(await freePort(), opts.cluster === true);
+    await server.restart();
+    if (server.cluster) await server.assignAllSlots();
+    return server;
+  }
+
+  get url(): string {
+    return this.cluster ? `redis+cluster://127.0.0.1:${this.port}` : `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** A plain client to the node, for assertions. The caller disconnects it. */
+  nodeClient(): Redis {
+    return new Redis({ host: '127.0.0.1', port: this.port, maxRetriesPerRequest: 1 });
+  }
+
+  private async assignAllSlots(): Promise<void> {
+    const client = this.nodeClient();
+    try {
+      await client.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      const deadline = Date.now() + 5000;
+      while (!String(await client.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {
+        if (Date.now() > deadline) throw new Error('cluster did not reach state ok');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async restart(): Promise<void> {
+    if (this.child) throw new Error('redis-server already running');
+    const child = spawn(
+      REDIS_SERVER_BIN,
+      [
+        '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no',
+        '--daemonize', 'no', '--loglevel', 'warning',
+        ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${this.port}.conf`, '--cluster-announce-ip', '127.0.0.1'] : []),
+      ],
+      { stdio: 'ignore' },
+    );
+    this.child = child;
+    running.add(child);
+    child.once('exit', () => {
+      running.delete(child);
+      if (this.child === child) this.child = undefined;
+    });
+    const deadline = Date.now() + 5000;
+    while (!(await redisReachable(this.port, '127.0.0.1', 200))) {
+      if (Date.now() > deadline || this.child !== child) {
+        await this.stop();
+        throw new Error(`redis-server did not start on port ${this.port}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** SIGSTOP: the socket stays open but nothing answers, like a hung server or a half-open connection. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** SIGKILL and delete the working directory; the instance cannot be restarted afterwards. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** SIGKILL, like a crashed or partitioned server; resolves once the process has exited. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = undefined;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+}
+
+/** Resolves once limiter.backend() reports 'redis' (startup connects asynchronously); rejects after timeoutMs. */
+export async function untilBackend(limiter: { backend: () => string }, want: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (limiter.backend() !== want) {
+    if (Date.now() > deadline) throw new Error(`backend() stayed ${limiter.backend()}, expected ${want}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** The built entry point (both bins): dist/src/main.js, seen from dist/test/helpers. */
+export const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
+
+/** Children still running when the test process exits (a failed assertion skipped stop()) die with it. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
+/** A clean environment: nothing ORCHEO_* leaks in from the developer's shell. */
+export function baseEnv(home: string, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', NODE_NO_WARNINGS: '1' };
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+/** A throw-away HOME (for ~/.config/orcheo/cli.toml and the embedded store). */
+export function tempHome(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'orcheo-authz-test-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  /** http://127.0.0.1:<httpPort> */
+  readonly url: string;
+  /** Everything the server wrote to stderr/stdout (its JSON log lines). */
+  logs(): string;
+  /** SIGTERM, wait for exit (SIGKILL after `graceMs`); resolves to the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/**
+ * Spawns `node dist/src/main.js serve` on OS-chosen loopback ports and waits until it logs
+ * "orcheo-authz serving" (which carries the bound ports).
+ */
+export async function startServer(env: Record<string, string | undefined>, opts: { home?: string; timeoutMs?: number } = {}): Promise<ServerProcess> {
+  const home = opts.home ?? tmpdir();
+  const child = spawn(process.execPath, [MAIN_JS, 'serve'], {
+    env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let out = '';
+  let exited: number | null | undefined;
+  const exitP = new Promise<number | null>((res) =>
+    child.once('exit', (code) => {
+      exited = code;
+      running.delete(child);
+      res(code);
+    }),
+  );
+  const ready = new Promise<{ grpc: number; http: number }>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server not ready within ${opts.timeoutMs ?? 30000} ms:\n${out}`)), opts.timeoutMs ?? 30000);
+    const onData = (buf: Buffer): void => {
+      out += buf.toString('utf8');
+      for (const line of out.split('\n')) {
+        if (!line.includes('orcheo-authz serving')) continue;
+        try {
+          const j = JSON.parse(line) as { grpc: string; http: string };
+          clearTimeout(timer);
+          resolveReady({ grpc: Number(j.grpc.split(':').pop()), http: Number(j.http.split(':').pop()) });
+          return;
+        } catch {
+          /* partial line */
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exitP.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before it was ready:\n${out}`));
+    });
+  });
+  let ports: { grpc: number; http: number };
+  try {
+    ports = await ready;
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    child,
+    grpcPort: ports.grpc,
+    httpPort: ports.http,
+    url: `http://127.0.0.1:${ports.http}`,
+    logs: () => out,
+    async stop(graceMs = 10000) {
+      if (exited !== undefined) return exited;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exitP;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI (`node dist/src/main.js …args`, or another script path such as an `orcheo` symlink). */
+export function runCli(args: string[], env: Record<string, string | undefined>, opts: { home: string; script?: string; timeoutMs?: number }): Promise<CliResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [opts.script ?? MAIN_JS, ...args], { env: baseEnv(opts.home, env), stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`CLI ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 30000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 30000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import pino from 'pino';
+import { BUILTIN_POLICY } from '../src/authz/builtin';
+import { compilePattern, normalizePath } from '../src/authz/pattern';
+import { applyContextExtensions, evaluatePolicy } from '../src/authz/policy';
+import { parsePolicy, PolicyError, PolicySource } from '../src/authz/policy-file';
+import { startTestApp } from './helpers/app';
+import { deniedBody, okHeaders } from './helpers/grpc-client';
+
+describe('path patterns', () => {
+  test('*, ** and {param}', () => {
+    assert.deepEqual(compilePattern('/a/{id}/b').match('/a/42/b'), { id: '42' });
+    assert.equal(compilePattern('/a/{id}/b').match('/a/42/c'), undefined);
+    assert.equal(compilePattern('/a/*').match('/a/x/y'), undefined);
+    assert.ok(compilePattern('/a/*').match('/a/x'));
+    for (const p of ['/a', '/a/', '/a/b', '/a/b/c']) assert.ok(compilePattern('/a/**').match(p), p);
+    assert.equal(compilePattern('/a/**').match('/ab'), undefined);
+    assert.ok(compilePattern('/a/**/z').match('/a/z'));
+    assert.ok(compilePattern('/a/**/z').match('/a/b/c/z'));
+    assert.equal(compilePattern('/a.b').match('/aXb'), undefined, 'dots are literal');
+  });
+
+  test('bad patterns are refused with a reason', () => {
+    assert.throws(() => compilePattern('api'), /must start with/);
+    assert.throws(() => compilePattern('/a/x*'), /whole segment/);
+    assert.throws(() => compilePattern('/a/{id}/{id}'), /twice/);
+  });
+
+  test('normalised paths cannot dodge a rule', () => {
+    assert.equal(normalizePath('/api/public/../admin/service-tokens?x=1'), '/api/admin/service-tokens');
+    assert.equal(normalizePath('//api///workflows/./x'), '/api/workflows/x');
+    assert.equal(normalizePath('/../../etc'), '/etc');
+    assert.equal(normalizePath(''), '/');
+  });
+});
+
+describe('built-in Orcheo policy (the guide scope table)', () => {
+  const cases: Array<[string, string, string[], string?]> = [
+    ['GET', '/api/workflows', ['workflows:read']],
+    ['HEAD', '/api/workflows/wf-1', ['workflows:read']],
+    ['POST', '/api/workflows', ['workflows:write']],
+    ['DELETE', '/api/workflows/wf-1', ['workflows:write']],
+    ['POST', '/api/workflows/wf-1/runs', ['workflows:execute']],
+    ['GET', '/api/workflows/wf-1/runs', ['workflows:read']],
+    ['GET', '/api/credentials/c1', ['vault:read']],
+    ['PUT', '/api/credentials/c1', ['vault:write']],
+    ['GET', '/api/admin/service-tokens', ['admin:tokens:read']],
+    ['POST', '/api/admin/service-tokens/t/rotate', ['admin:tokens:write']],
+    ['GET', '/api/workspaces/ws-9/things', [], 'ws-9'],
+    ['GET', '/api/other', []],
+  ];
+  for (const [method, path, scopes, ws] of cases) {
+    test(`${method} ${path}`, () => {
+      const r = evaluatePolicy(BUILTIN_POLICY, method, normalizePath(path));
+      assert.deepEqual([...r.scopes], scopes);
+      assert.equal(r.workspace, ws);
+    });
+  }
+
+  test('context_extensions take precedence', () => {
+    const r = applyContextExtensions(evaluatePolicy(BUILTIN_POLICY, 'GET', '/api/workflows'), { required_scopes: 'vault:read vault:write', required_workspace: 'w', auth: 'OPTIONAL' });
+    assert.deepEqual([...r.scopes], ['vault:read', 'vault:write']);
+    assert.equal(r.workspace, 'w');
+    assert.equal(r.auth, 'optional');
+    assert.match(r.matched, /context_extensions/);
+  });
+});
+
+describe('policy files', () => {
+  test('every problem is reported at once, with its location', () => {
+    const bad = `
+rules:
+  - match: { path: api/x, methods: [GET, FETCH] }
+    scopes: [workflows:reed]
+  - match: { path: "/w/{id}/**" }
+    workspace: "{wid}"
+    auth: maybe
+    extra: 1
+default: { scopes: [nope] }
+`;
+    try {
+      parsePolicy(bad, 'bad.yaml');
+      assert.fail('expected PolicyError');
+    } catch (err) {
+      assert.ok(err instanceof PolicyError);
+      const text = err.problems.join('\n');
+      for (const needle of ['rules[0].match.methods', 'rules[0].match.path', 'rules[1].workspace: {wid} is not captured', 'rules[1].auth', 'rules[1].extra: unknown field', 'default.scopes: unknown scope "nope"']) {
+        assert.ok(text.includes(needle), `missing problem: ${needle}\n${text}`);
+      }
+    }
+    assert.throws(() => parsePolicy('rules: [', 'x'), /not valid YAML or JSON/);
+    assert.throws(() => parsePolicy('[]', 'x'), /expected a mapping/);
+  });
+
+  test('JSON works too', () => {
+    const p = parsePolicy(JSON.stringify({ rules: [{ match: { path: '/a/**' }, scopes: ['vault:read'] }] }), 'p.json');
+    assert.deepEqual([...evaluatePolicy(p, 'GET', '/a/b').scopes], ['vault:read']);
+  });
+
+  test('a file is served, reloaded on a ConfigMap-style symlink swap, and a broken update keeps the old policy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'authz-policy-'));
+    const v1 = join(dir, 'v1.yaml');
+    const v2 = join(dir, 'v2.yaml');
+    const link = join(dir, 'policy.yaml');
+    writeFileSync(v1, 'rules:\n  - match: { path: /api/** }\n    scopes: [vault:read]\n');
+    writeFileSync(v2, 'rules:\n  - match: { path: /api/** }\n    auth: public\n');
+    symlinkSync(v1, link);
+    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_POLICY_FILE: link, ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'b'.repeat(32), ORCHEO_AUTH_BOOTSTRAP_TOKEN_SCOPES: 'workflows:read' }, 'auto');
+    try {
+      const r1 = await t.client.check({ path: '/api/x', headers: { authorization: `Bearer ${'b'.repeat(32)}` } });
+      assert.equal(deniedBody(r1).message, 'Missing required scopes: vault:read');
+      symlinkSync(v2, join(dir, 'tmp-link'));
+      renameSync(join(dir, 'tmp-link'), link);
+      let r2 = r1;
+      for (let i = 0; i < 40 && !r2.ok_response; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        r2 = await t.client.check({ path: '/api/x' });
+      }
+      assert.equal(okHeaders(r2)['x-orcheo-authenticated'], 'false', 'the swapped policy made /api/** public');
+      const source = new PolicySource(parsePolicy('rules: []', 'inline'), link, pino({ level: 'silent' }));
+      writeFileSync(v2, 'rules: [');
+      assert.equal(source.reload(), false, 'a broken file is refused');
+      assert.equal(source.policy.origin, 'inline', 'the previous policy stays');
+    } finally {
+      await t.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
+import fc from 'fast-check';
+import { normalizeIp, resolveClientIp } from '../src/ratelimit';
+
+const SRC = '10.1.2.3';
+
+test('trustedHops=0 ignores x-forwarded-for entirely (forgeable)', () => {
+  assert.equal(resolveClientIp(SRC, '203.0.113.7', 0), SRC);
+  assert.equal(resolveClientIp(SRC, '203.0.113.7, 198.51.100.1', 0), SRC);
+  assert.equal(resolveClientIp(SRC, undefined, 0), SRC);
+});
+
+test('trustedHops=N picks the Nth entry from the right (express "trust proxy N")', () => {
+  const xff = '198.51.100.1, 198.51.100.2, 198.51.100.3';
+  assert.equal(resolveClientIp(SRC, xff, 1), '198.51.100.3');
+  assert.equal(resolveClientIp(SRC, xff, 2), '198.51.100.2');
+  assert.equal(resolveClientIp(SRC, xff, 3), '198.51.100.1');
+  // chain shorter than the hops: the leftmost entry
+  assert.equal(resolveClientIp(SRC, xff, 4), '198.51.100.1');
+  assert.equal(resolveClientIp(SRC, xff, 1000), '198.51.100.1');
+  assert.equal(resolveClientIp(SRC, '198.51.100.9', 2), '198.51.100.9');
+  // no header, or a blank one: the source address
+  assert.equal(resolveClientIp(SRC, undefined, 2), SRC);
+  assert.equal(resolveClientIp(SRC, '', 2), SRC);
+  assert.equal(resolveClientIp(SRC, '   ', 1), SRC);
+});
+
+test('a forged prefix cannot choose the key: only trusted hops count from the right', () => {
+  // the client sent "x-forwarded-for: 1.1.1.1"; one trusted proxy appended the real peer
+  assert.equal(resolveClientIp(SRC, '1.1.1.1, 203.0.113.50', 1), '203.0.113.50');
+  // the client stuffed many entries; still the rightmost one with one hop
+  assert.equal(resolveClientIp(SRC, `${'9.9.9.9, '.repeat(10_000)}203.0.113.50`, 1), '203.0.113.50');
+});
+
+test('malformed chosen entry falls back to the source address', () => {
+  for (const bad of ['garbage', 'unknown', '1.2.3', '256.1.1.1', '01.2.3.4', '1.2.3.4:99999', '<script>', '::ffff::1', '1.2.3.4 5.6.7.8', '[1.2.3.4]']) {
+    assert.equal(resolveClientIp(SRC, `198.51.100.1, ${bad}`, 1), SRC, bad);
+  }
+  assert.equal(resolveClientIp(SRC, '198.51.100.1,,', 1), SRC); // empty entry
+  assert.equal(resolveClientIp(SRC, ',198.51.100.1', 3), SRC); // leftmost entry is empty
+  // only the chosen entry must parse: a garbage entry further left is irrelevant
+  assert.equal(resolveClientIp(SRC, 'garbage, 198.51.100.1', 1), '198.51.100.1');
+});
+
+test('ports, brackets and whitespace are stripped; IPv6 is canonical; IPv4-mapped becomes IPv4', () => {
+  assert.equal(resolveClientIp(SRC, ' 203.0.113.7:8080 ', 1), '203.0.113.7');
+  assert.equal(resolveClientIp(SRC, '[2001:DB8::1]:443', 1), '2001:db8::1');
+  assert.equal(resolveClientIp(SRC, '[2001:db8::1]', 1), '2001:db8::1');
+  assert.equal(resolveClientIp(SRC, '2001:0DB8:0000:0000:0000:0000:0000:0001', 1), '2001:db8::1');
+  assert.equal(resolveClientIp(SRC, '::FFFF:203.0.113.9', 1), '203.0.113.9');
+  assert.equal(resolveClientIp(SRC, '::ffff:cb00:7109', 1), '203.0.113.9');
+  assert.equal(resolveClientIp('::ffff:10.1.2.3', undefined, 0), SRC);
+  assert.equal(resolveClientIp('0:0:0:0:0:0:0:1', undefined, 0), '::1');
+  assert.equal(resolveClientIp('fe80::1%eth0', undefined, 0), 'fe80::1');
+  assert.equal(resolveClientIp(`${SRC}:51234`, undefined, 0), SRC);
+  assert.equal(normalizeIp('2001:db8::1:80'), '2001:db8::1:80'); // a valid IPv6 address, not a port
+});
+
+test('missing or unparseable source gives "unknown"', () => {
+  assert.equal(resolveClientIp(undefined, undefined, 0), 'unknown');
+  assert.equal(resolveClientIp('', '203.0.113.7', 1), 'unknown');
+  assert.equal(resolveClientIp('/run/envoy.sock', '203.0.113.7', 1), 'unknown');
+  assert.equal(resolveClientIp(SRC, '203.0.113.7', Number.NaN), SRC);
+  assert.equal(resolveClientIp(SRC, '203.0.113.7', -1), SRC);
+});
+
+test('property: never throws; the answer is "unknown" or a canonical IP, and hops=0 is the source', () => {
+  const entry = fc.oneof(fc.ipV4(), fc.ipV6(), fc.string(), fc.ipV4().map((ip) => `${ip}:${80}`), fc.ipV6().map((ip) => `[${ip}]:443`));
+  fc.assert(
+    fc.property(fc.option(entry), fc.option(fc.array(entry).map((a) => a.join(','))), fc.integer({ min: -2, max: 8 }), (src, xff, hops) => {
+      const ip = resolveClientIp(src ?? undefined, xff ?? undefined, hops);
+      assert.ok(ip === 'unknown' || isIP(ip) !== 0, ip);
+      if (ip !== 'unknown') assert.equal(normalizeIp(ip), ip); // idempotent: already canonical
+      if (hops <= 0) assert.equal(ip, normalizeIp(src ?? undefined) ?? 'unknown');
+    }),
+    { numRuns: 2000 },
+  );
+});
