@@ -100,6 +100,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const limiter: RateLimiter | undefined = limitsOn
     ? createRateLimiter({
         redisUrl: cfg.redisUrl,
+        keyPrefix: cfg.rateLimit.keyPrefix,
         intervalSeconds: cfg.rateLimit.intervalSeconds,
         failClosed: cfg.rateLimit.failClosed,
         logger,

@@ -106,6 +106,7 @@ export function loadConfig(env: Env = process.env): Config {
       intervalSeconds: int(env, 'ORCHEO_AUTH_RATE_LIMIT_INTERVAL', p, 60, 1, 86400),
       failClosed: bool(env, 'ORCHEO_AUTH_RATE_LIMIT_FAIL_CLOSED', p, false),
       xffTrustedHops: int(env, 'ORCHEO_AUTH_XFF_TRUSTED_HOPS', p, 0, 0, 32),
+      keyPrefix: str(env, 'ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX', p, 200) ?? 'orcheo-authz:rl:',
     }),
     log: Object.freeze({
       level: (oneOf(env, 'LOG_LEVEL', p, LOG_LEVELS) ?? 'info').replace('warning', 'warn'),

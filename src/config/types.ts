@@ -36,6 +36,8 @@ export interface RateLimitConfig {
   readonly intervalSeconds: number;
   readonly failClosed: boolean;
   readonly xffTrustedHops: number;
+  /** Redis key prefix; deployments sharing one Redis keep their windows apart with it. */
+  readonly keyPrefix: string;
 }
 
 export interface Config {

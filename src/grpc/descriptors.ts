@@ -1,6 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { FileDescriptorSet, FileDescriptorProto } = require('protobufjs/ext/descriptor') as {
+  FileDescriptorSet: { decode(b: Uint8Array): unknown };
+  FileDescriptorProto: { encode(m: never): { finish(): Uint8Array } };
+};
 
 /**
  * The FileDescriptorSet built from proto/ by `buf build` at `npm run build`. Feeding reflection real
@@ -31,12 +36,18 @@ export function loadPackageDefinition(): protoLoader.PackageDefinition {
   return protoLoader.loadSync(SERVICE_PROTOS, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
 }
 
-/** The descriptor-set definitions served by reflection. */
+/**
+ * What reflection serves: buf's FileDescriptorProtos byte for byte, wrapped as the one-entry package
+ * definition @grpc/reflection reads. Going through proto-loader would re-create the files (merged
+ * per package, empty dependency lists) and break `describe` again.
+ */
 export function loadReflectionDefinition(path = DESCRIPTOR_SET_PATH): protoLoader.PackageDefinition {
   if (!existsSync(path)) {
     throw new Error(`gRPC descriptor set not found at ${path}: run \`npm run build\` (it runs \`buf build proto\`)`);
   }
-  return protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(path), LOADER_OPTIONS);
+  const set = FileDescriptorSet.decode(readFileSync(path)) as unknown as { file: unknown[] };
+  const fileDescriptorProtos = set.file.map((f) => FileDescriptorProto.encode(f as never).finish());
+  return { 'orcheo.authz.descriptors': { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos } } as unknown as protoLoader.PackageDefinition;
 }
 
 export const AUTHZ_V3 = 'envoy.service.auth.v3.Authorization';
