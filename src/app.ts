@@ -15,6 +15,7 @@ import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import { createCheckPipeline, type CheckFn } from './pipeline/check';
+import type { DenyCode } from './pipeline/codes';
 import { createRateLimiter } from './ratelimit';
 import type { RateLimiter } from './ratelimit/types';
 import type { Db } from './store/db';
@@ -45,6 +46,8 @@ export interface App {
 
 export interface AppOptions {
   readonly logger: Logger;
+  /** An already open store (tests wrap one to count queries); opened from the config otherwise. */
+  readonly db?: Db | undefined;
   /** Extra HTTP routes (the admin API registers here). */
   readonly routes?: (app: App) => readonly Route[];
 }
@@ -62,7 +65,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const policy = new PolicySource(cfg.policyFile ? loadPolicyFile(cfg.policyFile) : BUILTIN_POLICY, cfg.policyFile, logger);
   policy.watch();
 
-  const db = await openDb(cfg, logger);
+  const db = opts.db ?? (await openDb(cfg, logger));
   if (cfg.autoMigrate) await migrate(db);
   const index = new TokenIndex(db, logger);
   try {
@@ -124,12 +127,16 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   });
   const timedCheck: CheckFn = async (req) => {
     const started = process.hrtime.bigint();
-    let outcome: Parameters<Metrics['observe']>[0] | undefined;
     const res = await check(req);
-    outcome = res.ok_response ? { decision: 'allow' } : { decision: 'deny', code: res.status.message as never };
-    metrics.observe(outcome, Number(process.hrtime.bigint() - started) / 1e9);
+    // A deny's CheckResponse.status.message is its code (see respond.ts).
+    metrics.observe(res.ok_response ? { decision: 'allow' } : { decision: 'deny', code: res.status.message as DenyCode }, Number(process.hrtime.bigint() - started) / 1e9);
     return res;
   };
+  metrics.bind({
+    tokenIndex: () => ({ size: index.size, staleMs: index.staleMs, syncFailures: index.syncFailures }),
+    jwt: jwt ? () => jwt.stats() : undefined,
+    notifications: () => tokenFeed.received,
+  });
 
   let grpcServer: GrpcServer | undefined;
   let draining = false;
@@ -163,12 +170,13 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   };
 
   grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: grpcCredentials(cfg), check: timedCheck, logger });
+  let routes: Route[] | undefined;
   const readiness = () => ({ store: index.isLoaded, jwks: jwt ? jwt.primed() : true, draining });
   const http = await startHttpServer({
     host: cfg.http.host,
     port: cfg.http.port,
     tls: cfg.http.tls ? { cert: readFileSync(cfg.http.tls.cert), key: readFileSync(cfg.http.tls.key) } : undefined,
-    routes: () => [...opsRoutes({ metrics, readiness, index }), ...(opts.routes?.(app) ?? [])],
+    routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(opts.routes?.(app) ?? [])]),
     logger,
   });
   (app as { httpPort: number }).httpPort = http.port;

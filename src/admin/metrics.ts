@@ -1,6 +1,27 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Outcome } from '../pipeline/check';
 
+/** Values read at scrape time from the components that own them (no work on the Check path). */
+export interface MetricSources {
+  readonly tokenIndex: () => { size: number; staleMs: number; syncFailures: number };
+  readonly jwt?: (() => { cacheHits: number; cacheMisses: number; cacheSize: number; jwksFetches: number; jwksFetchFailures: number }) | undefined;
+  readonly notifications?: (() => number) | undefined;
+}
+
+/** A counter whose value is owned elsewhere and copied in at scrape time. */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number | undefined): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const v = read();
+      this.reset();
+      if (v !== undefined && v > 0) this.inc(v);
+    },
+  });
+}
+
 /**
  * Prometheus metrics (prom-client: the standard Node client; exposition format, default process
  * metrics). Labels are bounded: a decision, a deny code from the closed union, a backend name. No
@@ -15,15 +36,37 @@ export class Metrics {
     buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5],
     registers: [this.registry],
   });
-  readonly tokenIndexSize = new Gauge({ name: 'orcheo_authz_token_index_size', help: 'Service tokens held in memory', registers: [this.registry] });
-  readonly backendErrors = new Counter({ name: 'orcheo_authz_backend_errors_total', help: 'Errors talking to a backend', labelNames: ['backend'] as const, registers: [this.registry] });
-  readonly limiterBackend = new Gauge({ name: 'orcheo_authz_ratelimit_backend', help: 'Active rate-limit backend (1 = active)', labelNames: ['backend'] as const, registers: [this.registry] });
+  readonly limiterBackend = new Gauge({ name: 'orcheo_authz_ratelimit_backend', help: 'Active rate-limit backend (1 = active): redis, memory, or fallback while Redis is unreachable', labelNames: ['backend'] as const, registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'orcheo_authz_' });
   }
 
-  observe(o: Outcome, seconds: number): void {
+  bind(src: MetricSources): void {
+    const r = this.registry;
+    new Gauge({ name: 'orcheo_authz_token_index_size', help: 'Service tokens held in memory', registers: [r], collect() { this.set(src.tokenIndex().size); } });
+    new Gauge({
+      name: 'orcheo_authz_token_index_staleness_seconds',
+      help: 'Seconds since the token index last synced with the store',
+      registers: [r],
+      collect() {
+        const s = src.tokenIndex().staleMs;
+        this.set(Number.isFinite(s) ? s / 1000 : -1);
+      },
+    });
+    mirroredCounter(r, 'orcheo_authz_store_sync_failures_total', 'Failed token store syncs (Postgres errors)', () => src.tokenIndex().syncFailures);
+    mirroredCounter(r, 'orcheo_authz_token_notifications_total', 'Token change notifications received', () => src.notifications?.());
+    if (src.jwt) {
+      const jwt = src.jwt;
+      mirroredCounter(r, 'orcheo_authz_jwt_cache_hits_total', 'Verified-token cache hits', () => jwt().cacheHits);
+      mirroredCounter(r, 'orcheo_authz_jwt_cache_misses_total', 'Verified-token cache misses', () => jwt().cacheMisses);
+      new Gauge({ name: 'orcheo_authz_jwt_cache_size', help: 'Verified tokens cached', registers: [r], collect() { this.set(jwt().cacheSize); } });
+      mirroredCounter(r, 'orcheo_authz_jwks_fetches_total', 'JWKS fetch attempts', () => jwt().jwksFetches);
+      mirroredCounter(r, 'orcheo_authz_jwks_fetch_failures_total', 'Failed JWKS fetches', () => jwt().jwksFetchFailures);
+    }
+  }
+
+  observe(o: Pick<Outcome, 'decision' | 'code'>, seconds: number): void {
     this.checks.inc({ decision: o.decision, code: o.code ?? 'ok' });
     this.checkDuration.observe(seconds);
   }

@@ -1,6 +1,5 @@
 import type { Metrics } from './metrics';
 import { sendJson, type Route } from './http-server';
-import type { TokenIndex } from '../store/token-index';
 
 export interface Readiness {
   readonly store: boolean;
@@ -9,7 +8,7 @@ export interface Readiness {
 }
 
 /** `/healthz` (the process is alive), `/readyz` (it can decide: store loaded, JWKS primed), `/metrics`. */
-export function opsRoutes(deps: { metrics: Metrics; readiness: () => Readiness; index: TokenIndex }): Route[] {
+export function opsRoutes(deps: { metrics: Metrics; readiness: () => Readiness }): Route[] {
   return [
     { method: 'GET', path: '/healthz', handler: (_req, res) => sendJson(res, 200, { status: 'ok' }) },
     {
@@ -25,7 +24,6 @@ export function opsRoutes(deps: { metrics: Metrics; readiness: () => Readiness; 
       method: 'GET',
       path: '/metrics',
       handler: async (_req, res) => {
-        deps.metrics.tokenIndexSize.set(deps.index.size);
         const body = await deps.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
         res.end(body);

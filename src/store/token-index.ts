@@ -25,6 +25,8 @@ export class TokenIndex {
   private loaded = false;
   private timer: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
+  /** Failed sync attempts since start (exported as a metric). */
+  syncFailures = 0;
   private readonly pollMs: number;
   private readonly maxStaleMs: number;
   private readonly now: () => number;
@@ -42,6 +44,11 @@ export class TokenIndex {
   /** True once loaded and synced recently enough that "not found" can be trusted. */
   get fresh(): boolean {
     return this.loaded && this.now() - this.lastSyncAt <= this.maxStaleMs;
+  }
+
+  /** Milliseconds since the last successful sync (Infinity before the first). */
+  get staleMs(): number {
+    return this.loaded ? this.now() - this.lastSyncAt : Number.POSITIVE_INFINITY;
   }
 
   get isLoaded(): boolean {
@@ -110,6 +117,7 @@ export class TokenIndex {
   sync(): Promise<void> {
     this.syncing ??= this.pull()
       .catch((err: unknown) => {
+        this.syncFailures += 1;
         this.logger.warn({ err: (err as Error).message, stale_ms: this.now() - this.lastSyncAt }, 'token index sync failed; serving cached tokens');
       })
       .finally(() => {

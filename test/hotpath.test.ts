@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import Redis from 'ioredis';
+import { startApp } from '../src/app';
+import { adminRoutes } from '../src/admin/routes';
+import { loadConfig } from '../src/config/load';
+import { createLogger } from '../src/log';
+import type { Db } from '../src/store/db';
+import { createPgDb } from '../src/store/pg';
+import { insertToken } from '../src/store/tokens';
+import { AuthzClient, okHeaders } from './helpers/grpc-client';
+import { createTestSchema, PG_SKIP_REASON, pgReachable } from './helpers/pg';
+import { deleteKeysMatching, redisReachable, SHARED_REDIS_URL, testPrefix } from './helpers/redis-server';
+
+/** Background statements that run on timers, never per request. */
+const PERIODIC = [/updated_at > \$1/, /SET use_count = t\.use_count/, /INSERT INTO auth_audit_events/i, /FROM service_tokens WHERE id = ANY/];
+
+function counting(db: Db, seen: string[]): Db {
+  return { ...db, query: (sql, params) => (seen.push(sql), db.query(sql, params)), transaction: (fn) => db.transaction(fn) } as Db;
+}
+
+async function redisCalls(r: Redis): Promise<Record<string, number>> {
+  const info = await r.info('commandstats');
+  const out: Record<string, number> = {};
+  for (const m of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+const sum = (o: Record<string, number>, skip: string[]) => Object.entries(o).filter(([k]) => !skip.includes(k)).reduce((a, [, v]) => a + v, 0);
+
+describe('hot path: zero backend round trips in steady state', async () => {
+  const pg = await pgReachable();
+  const redis = await redisReachable();
+  if (!redis && process.env.CI_REQUIRE_BACKENDS) throw new Error('CI_REQUIRE_BACKENDS is set but Redis is unreachable');
+
+  for (const limits of [false, true]) {
+    test(`allowed service-token Checks: no Postgres query; Redis ${limits ? 'one EVALSHA per Check' : 'untouched'}`, { skip: (!pg && PG_SKIP_REASON) || (!redis && 'Redis not reachable at 127.0.0.1:6379') }, async () => {
+      const schema = await createTestSchema('hot');
+      const prefix = testPrefix('hot');
+      const seen: string[] = [];
+      const logger = createLogger('warn', { write: () => undefined });
+      const cfg = loadConfig({
+        ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
+        ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0',
+        ORCHEO_AUTH_MODE: 'required',
+        ORCHEO_AUTH_DATABASE_URL: schema.url,
+        ORCHEO_AUTH_REDIS_URL: SHARED_REDIS_URL,
+        ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix,
+        ...(limits ? { ORCHEO_AUTH_RATE_LIMIT_IP: '100', ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '100' } : {}),
+      });
+      const app = await startApp(cfg, { logger, db: counting(createPgDb(schema.url, logger), seen), routes: adminRoutes });
+      const client = new AuthzClient(app.grpcPort);
+      const r = new Redis(SHARED_REDIS_URL);
+      try {
+        const { record, secret } = await insertToken(app.db, { id: 'hot', scopes: ['workflows:read'], workspaces: ['*'] });
+        app.index.apply(record);
+        const req = { path: '/api/workflows', headers: { authorization: `Bearer ${secret}` } };
+        assert.equal(okHeaders(await client.check(req))['x-orcheo-subject'], 'hot', 'warm-up allowed');
+        const N = 1000;
+        const before = seen.length;
+        const redisBefore = await redisCalls(r);
+        for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: 50 }, () => client.check(req)));
+        const redisAfter = await redisCalls(r);
+        const during = seen.slice(before);
+        const perRequest = during.filter((sql) => !PERIODIC.some((p) => p.test(sql)));
+        assert.deepEqual(perRequest, [], 'a per-request Postgres query');
+        assert.ok(during.length < 20, `${during.length} queries for ${N} Checks: only periodic syncs expected`);
+        const skip = ['info', 'ping', 'select', 'client|setinfo', 'client|setname', 'hello', 'script|load'];
+        // Commands a Lua script runs are counted too, so with limits on count the script calls: one
+        // EVALSHA is one round trip.
+        const scripts = (o: Record<string, number>) => (o.evalsha ?? 0) + (o.eval ?? 0);
+        const delta = limits ? scripts(redisAfter) - scripts(redisBefore) : sum(redisAfter, skip) - sum(redisBefore, skip);
+        if (limits) assert.ok(delta >= N && delta <= N + 5, `${delta} script calls for ${N} Checks with limits on (expected one each)`);
+        else assert.ok(delta <= 2, `${delta} Redis commands for ${N} Checks with limits off`);
+        console.log(`# ${N} allowed Checks: ${during.length} Postgres queries (periodic only), ${delta} Redis ${limits ? 'round trips (EVALSHA), limits on' : 'commands, limits off'}`);
+      } finally {
+        client.close();
+        r.disconnect();
+        await app.stop(1000);
+        await schema.drop();
+        await deleteKeysMatching(SHARED_REDIS_URL, `${prefix}*`);
+      }
+    });
+  }
+});
+
+describe('/metrics, /healthz, /readyz', () => {
+  test('decisions, latency, index and cache metrics are exported; nothing secret is', async () => {
+    const secret = 'metrics-test-jwt-secret-0123456789abcdef';
+    const { startTestApp } = await import('./helpers/app');
+    const t = await startTestApp({ ORCHEO_AUTH_JWT_SECRET: secret, ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'metrics-bootstrap-0123456789' }, 'auto');
+    try {
+      await t.client.check({ headers: { authorization: 'Bearer metrics-bootstrap-0123456789' } });
+      await t.client.check({});
+      const base = `http://127.0.0.1:${t.app.httpPort}`;
+      assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { status: 'ok' });
+      const ready = await fetch(`${base}/readyz`);
+      assert.equal(ready.status, 200);
+      const text = await (await fetch(`${base}/metrics`)).text();
+      assert.match(text, /orcheo_authz_checks_total\{decision="allow",code="ok"\} 1/);
+      assert.match(text, /orcheo_authz_checks_total\{decision="deny",code="auth.missing_token"\} 1/);
+      assert.match(text, /orcheo_authz_check_duration_seconds_count 2/);
+      for (const name of ['orcheo_authz_token_index_size', 'orcheo_authz_token_index_staleness_seconds', 'orcheo_authz_jwt_cache_hits_total', 'orcheo_authz_jwks_fetches_total', 'orcheo_authz_store_sync_failures_total', 'orcheo_authz_process_resident_memory_bytes']) {
+        assert.ok(text.includes(name), `missing ${name}`);
+      }
+      assert.ok(!text.includes(secret) && !text.includes('metrics-bootstrap'), 'a secret in /metrics');
+      assert.equal((await fetch(`${base}/nope`)).status, 404);
+    } finally {
+      await t.stop();
+    }
+  });
+});
