@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { createBootstrapAuthenticator } from './authn/bootstrap';
 import { createAuthenticatorChain } from './authn/chain';
@@ -11,6 +9,7 @@ import { loadPolicyFile, PolicySource } from './authz/policy-file';
 import { hasStaticCredentialSource } from './config/load';
 import type { AuthMode, Config } from './config/types';
 import { startGrpcServer, type GrpcServer } from './grpc/server';
+import { grpcServerCredentials } from './grpc/tls';
 import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
@@ -50,13 +49,6 @@ export interface AppOptions {
   readonly db?: Db | undefined;
   /** Extra HTTP routes (the admin API registers here). */
   readonly routes?: (app: App) => readonly Route[];
-}
-
-function grpcCredentials(cfg: Config): grpc.ServerCredentials {
-  const t = cfg.grpc.tls;
-  if (!t) return grpc.ServerCredentials.createInsecure();
-  const ca = t.clientCa ? readFileSync(t.clientCa) : null;
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readFileSync(t.cert), private_key: readFileSync(t.key) }], Boolean(ca));
 }
 
 export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
@@ -169,13 +161,13 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     },
   };
 
-  grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: grpcCredentials(cfg), check: timedCheck, logger });
+  grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
   let routes: Route[] | undefined;
   const readiness = () => ({ store: index.isLoaded, jwks: jwt ? jwt.primed() : true, draining });
   const http = await startHttpServer({
     host: cfg.http.host,
     port: cfg.http.port,
-    tls: cfg.http.tls ? { cert: readFileSync(cfg.http.tls.cert), key: readFileSync(cfg.http.tls.key) } : undefined,
+    tls: cfg.http.tls,
     routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(opts.routes?.(app) ?? [])]),
     logger,
   });

@@ -1,5 +1,6 @@
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttps } from 'node:https';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
@@ -20,7 +21,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export interface HttpServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** PEM files; re-read when they change, so a renewed certificate needs no restart. */
+  readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   readonly routes: () => readonly Route[];
   readonly logger: Logger;
 }
@@ -50,7 +52,20 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
       else res.destroy();
     });
   };
-  const server = opts.tls ? createHttps({ cert: opts.tls.cert, key: opts.tls.key }, listener) : createHttp(listener);
+  const tls = opts.tls;
+  const server = tls ? createHttps({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, listener) : createHttp(listener);
+  if (tls) {
+    const reload = (): void => {
+      try {
+        (server as HttpsServer).setSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+        opts.logger.info({ cert: tls.cert }, 'HTTP TLS certificate reloaded');
+      } catch (err) {
+        opts.logger.error({ err: (err as Error).message }, 'HTTP TLS certificate reload failed; keeping the previous one');
+      }
+    };
+    for (const f of [tls.cert, tls.key]) watchFile(f, { interval: 1000, persistent: false }, (cur, prev) => cur.mtimeMs !== prev.mtimeMs && reload());
+    server.on('close', () => [tls.cert, tls.key].forEach((f) => unwatchFile(f)));
+  }
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const port = await new Promise<number>((resolve, reject) => {

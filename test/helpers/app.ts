@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { startApp, type App } from '../../src/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { loadConfig } from '../../src/config/load';
@@ -18,7 +19,12 @@ export interface TestApp {
  * schema (store 'pg') or an in-memory embedded store ('embedded'). Logs are captured, so tests can
  * assert that no secret reaches them.
  */
-export async function startTestApp(env: Record<string, string> = {}, store: 'pg' | 'embedded' | 'auto' = 'pg', existing?: TestSchema): Promise<TestApp> {
+export interface TestAppOptions {
+  /** Client credentials for a TLS/mTLS gRPC listener. */
+  readonly tlsClient?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+}
+
+export async function startTestApp(env: Record<string, string> = {}, store: 'pg' | 'embedded' | 'auto' = 'pg', existing?: TestSchema, opts: TestAppOptions = {}): Promise<TestApp> {
   // 'auto': real Postgres when reachable, else the embedded store (for tests about the pipeline,
   // not the store, so they run everywhere).
   const usePg = store === 'pg' || (store === 'auto' && (await pgReachable()));
@@ -33,7 +39,8 @@ export async function startTestApp(env: Record<string, string> = {}, store: 'pg'
   const logs: string[] = [];
   const logger = createLogger(cfg.log.level, { write: (s: string) => void logs.push(s) });
   const app = await startApp(cfg, { logger, routes: adminRoutes });
-  const client = new AuthzClient(app.grpcPort);
+  const tc = opts.tlsClient;
+  const client = new AuthzClient(app.grpcPort, undefined, tc ? grpc.credentials.createSsl(tc.ca, tc.key ?? null, tc.cert ?? null) : undefined);
   return {
     app,
     client,

@@ -35,7 +35,7 @@ export interface CheckResult {
 export class AuthzClient {
   private readonly client: grpc.Client & { Check: grpc.requestCallback<CheckResult> & Function };
 
-  constructor(port: number, service = AUTHZ_V3, creds = grpc.credentials.createInsecure()) {
+  constructor(port: number, service = AUTHZ_V3, creds: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
     const pkg = loadPackageDefinition();
     const Ctor = grpc.makeGenericClientConstructor(pkg[service] as grpc.ServiceDefinition, service);
     this.client = new Ctor(`127.0.0.1:${port}`, creds) as never;
