@@ -15,6 +15,7 @@ import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import { createCheckPipeline, type CheckFn } from './pipeline/check';
 import type { DenyCode } from './pipeline/codes';
+import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
 import type { RateLimiter } from './ratelimit/types';
 import type { Db } from './store/db';
@@ -117,9 +118,11 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     sensitiveDebug: cfg.log.sensitiveDebug,
     observe: (o) => audit.observe(o),
   });
+  const traced = tracingEnabled() ? withTracing(check) : check;
+  if (traced !== check) logger.info('OpenTelemetry tracer provider found: tracing Check');
   const timedCheck: CheckFn = async (req) => {
     const started = process.hrtime.bigint();
-    const res = await check(req);
+    const res = await traced(req);
     // A deny's CheckResponse.status.message is its code (see respond.ts).
     metrics.observe(res.ok_response ? { decision: 'allow' } : { decision: 'deny', code: res.status.message as DenyCode }, Number(process.hrtime.bigint() - started) / 1e9);
     return res;
