@@ -2,8 +2,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from './config/load';
 import { CommandError, UsageError } from './cli/errors';
-import { checkConfigCommand, migrateCommand } from './cli/maintenance';
-import { serve } from './cli/serve';
 import { registerTokenCommands } from './cli/token';
 
 /**
@@ -15,9 +13,10 @@ function program(): Command {
     .description('Envoy ext_authz sidecar for Orcheo authentication')
     .exitOverride()
     .showHelpAfterError();
-  cmd.command('serve').description('start the gRPC Check service and the HTTP endpoints').action(serve);
-  cmd.command('migrate').description('apply database migrations').action(migrateCommand);
-  cmd.command('check-config').description('validate the environment and the policy file, printing every problem').action(checkConfigCommand);
+  // Server modules load only for the commands that need them, so `orcheo token …` starts fast.
+  cmd.command('serve').description('start the gRPC Check service and the HTTP endpoints').action(async () => (await import('./cli/serve')).serve());
+  cmd.command('migrate').description('apply database migrations').action(async () => (await import('./cli/maintenance')).migrateCommand());
+  cmd.command('check-config').description('validate the environment and the policy file, printing every problem').action(async () => (await import('./cli/maintenance')).checkConfigCommand());
   registerTokenCommands(cmd);
   return cmd;
 }

@@ -41,14 +41,17 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   sendJson(res, status, body, { ...headers, ...SECURITY_HEADERS });
 }
 
-/** Database trouble (connection, timeout, shutdown, overload, serialisation) rather than a bug. */
+/**
+ * Database trouble (connection refused or lost, timeout, shutdown, overload, serialisation) rather
+ * than a bug: SQLSTATE classes 08/40/53/57/58, and the plain errors node-postgres raises for
+ * connection problems. Programming errors (TypeError…, other SQLSTATEs) stay 500s.
+ */
 function isStoreFailure(err: unknown): boolean {
   if (err instanceof StoreUnavailableError) return true;
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (/^(08|53|57|40)[0-9A-Z]{3}$/.test(code)) return true;
-  if (/^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE|HOSTUNREACH|NETUNREACH|AI_AGAIN|NOTFOUND)$/.test(code)) return true;
-  return typeof e?.message === 'string' && /timeout|terminated|connection|Connection|closed|not queryable/.test(e.message);
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError) return false;
+  const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
+  if (code !== undefined && /^[0-9A-Z]{5}$/.test(code)) return /^(08|40|53|57|58)/.test(code);
+  return err instanceof Error;
 }
 
 type Op = { kind: 'list' } | { kind: 'create' } | { kind: 'audit' } | { kind: 'show'; id: string } | { kind: 'revoke'; id: string } | { kind: 'rotate'; id: string };
@@ -253,6 +256,7 @@ export function createTokensApi(app: App) {
       if (err instanceof TokenNotFoundError) return send(res, 404, { message: err.message, code: err.code });
       if (err instanceof TokenStateError) return send(res, 409, { message: err.message, code: err.code });
       if (isStoreFailure(err)) {
+        logger.warn({ err: (err as Error)?.message, op: method, path: url.pathname }, 'admin API: token store unavailable');
         return send(res, 503, { message: 'Token store is temporarily unavailable', code: 'store.unavailable' }, { 'retry-after': STORE_RETRY_AFTER });
       }
       logger.error({ err: (err as Error)?.message, op: method, path: url.pathname }, 'admin API request failed');

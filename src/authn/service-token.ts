@@ -12,7 +12,9 @@ function toIdentity(r: TokenRecord): Identity {
   return Object.freeze({
     authenticated: true,
     type: 'service',
-    subject: r.id,
+    // A rotated-out secret (`name~rN`) still speaks for the token's name during its overlap, so
+    // upstreams keyed on the subject see no change; the token id tells the two secrets apart.
+    subject: r.rotatedTo ?? r.id,
     tokenId: r.id,
     scopes: new Set(r.scopes),
     workspaces: new Set(r.workspaces),

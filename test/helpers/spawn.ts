@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 /** The built entry point (both bins): dist/src/main.js, seen from dist/test/helpers. */
@@ -43,6 +44,8 @@ export interface ServerProcess {
  */
 export async function startServer(env: Record<string, string | undefined>, opts: { home?: string; timeoutMs?: number } = {}): Promise<ServerProcess> {
   const home = opts.home ?? tmpdir();
+  // Readiness is read from the "orcheo-authz serving" info line.
+  if (env.LOG_LEVEL && !['info', 'debug', 'trace'].includes(env.LOG_LEVEL)) throw new Error('startServer needs LOG_LEVEL info or lower');
   const child = spawn(process.execPath, [MAIN_JS, 'serve'], {
     env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -128,6 +131,51 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
       clearTimeout(timer);
       running.delete(child);
       resolveRun({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface AdminResponse<T = any> {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: T;
+  readonly text: string;
+}
+
+/** One admin API call: `path` is relative to /api/admin/service-tokens. */
+export async function adminRequest<T = any>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  opts: { token?: string | undefined; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<AdminResponse<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | Buffer | undefined;
+  if (opts.rawBody !== undefined) body = opts.rawBody;
+  else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(`${baseUrl}/api/admin/service-tokens${path}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+/** A loopback port nothing listens on (bound, then released). */
+export function closedPort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
     });
   });
 }
