@@ -88,7 +88,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       }),
     );
   }
-  kinds.push(createServiceTokenAuthenticator(index, (id, at) => usage.record(id, at)));
+  kinds.push(createServiceTokenAuthenticator(index));
   const jwt: JwtAuthenticator | undefined = createJwtAuthenticator({ ...cfg.jwt, secret: cfg.jwt.secret }, { logger });
   if (jwt) kinds.push(jwt);
 
@@ -116,7 +116,11 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     limits: { ip: cfg.rateLimit.ip, identity: cfg.rateLimit.identity, xffTrustedHops: cfg.rateLimit.xffTrustedHops },
     logger,
     sensitiveDebug: cfg.log.sensitiveDebug,
-    observe: (o) => audit.observe(o),
+    observe: (o) => {
+      audit.observe(o);
+      // `use_count` counts allowed requests only, like the audit trail's token.used.
+      if (o.decision === 'allow' && o.identity?.source === 'service_token') usage.record(o.identity.tokenId, Date.now());
+    },
   });
   const traced = tracingEnabled() ? withTracing(check) : check;
   if (traced !== check) logger.info('OpenTelemetry tracer provider found: tracing Check');

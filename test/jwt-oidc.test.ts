@@ -43,15 +43,22 @@ const codeOf = (r: AuthnResult): string => (r.kind === 'rejected' ? r.error.code
 
 describe('OIDC discovery', () => {
   it('uses the discovered jwks_uri and checks the discovered issuer', async () => {
-    server.setDiscovery({ issuer: 'https://issuer.example', jwks_uri: other.jwksUrl });
+    server.setDiscovery({ issuer: `${server.url}/`, jwks_uri: other.jwksUrl });
     const d0 = server.discoveryFetches();
     const o0 = other.fetches();
     const a = await make({ oidcIssuer: server.url });
     assert.equal(server.discoveryFetches() - d0, 1);
     assert.equal(other.fetches() - o0, 1, 'keys come from the discovered jwks_uri');
-    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: 'https://issuer.example' }), clock.now())), 'identified');
-    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: server.url }), clock.now())), 'auth.invalid_issuer');
+    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: `${server.url}/` }), clock.now())), 'identified');
+    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: 'https://issuer.example' }), clock.now())), 'auth.invalid_issuer');
     assert.equal(codeOf(await a.authenticate(await tokenWith({}), clock.now())), 'auth.invalid_issuer');
+  });
+
+  it('a discovery document naming another issuer is refused (OIDC Discovery §4.3)', async () => {
+    server.setDiscovery({ issuer: 'https://attacker.example', jwks_uri: other.jwksUrl });
+    const a = await make({ oidcIssuer: server.url });
+    assert.equal(a.stats().jwksFetchFailures, 1);
+    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: 'https://attacker.example' }), clock.now())), 'auth.key_unavailable');
   });
 
   it('an explicit issuer overrides the discovered one', async () => {
@@ -79,9 +86,9 @@ describe('OIDC discovery', () => {
   });
 
   it('with an explicit JWKS URL, discovery only supplies the issuer', async () => {
-    server.setDiscovery({ issuer: 'https://issuer.example', jwks_uri: 'https://unreachable.invalid/jwks' });
+    server.setDiscovery({ issuer: server.url, jwks_uri: 'https://unreachable.invalid/jwks' });
     const a = await make({ oidcIssuer: server.url, jwksUrl: other.jwksUrl });
-    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: 'https://issuer.example' }), clock.now())), 'identified');
+    assert.equal(codeOf(await a.authenticate(await tokenWith({ iss: server.url }), clock.now())), 'identified');
   });
 
   it('with explicit JWKS URL and issuer, no discovery request is made', async () => {

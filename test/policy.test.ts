@@ -35,6 +35,16 @@ describe('path patterns', () => {
     assert.equal(normalizePath('//api///workflows/./x'), '/api/workflows/x');
     assert.equal(normalizePath('/../../etc'), '/etc');
     assert.equal(normalizePath(''), '/');
+    assert.equal(normalizePath('/api/workflows/%2e%2e/credentials/c1'), '/api/credentials/c1', 'encoded dot segments');
+    assert.equal(normalizePath('/api/workflows%2F..%2Fcredentials'), '/api/credentials', 'encoded slashes');
+    assert.equal(normalizePath('/api/%77orkflows'), '/api/workflows', 'encoded letters');
+    assert.equal(normalizePath('/api\\..\\admin'), '/admin', 'backslashes');
+    assert.equal(normalizePath('/api/%zz/%E0%A4%A'), '/api/%zz/\u00e0\u00a4%A', 'malformed escapes never throw');
+  });
+
+  test('encoded traversal cannot downgrade a route to a weaker rule', () => {
+    const r = evaluatePolicy(BUILTIN_POLICY, 'GET', normalizePath('/api/workflows/%2e%2e/credentials/c1'));
+    assert.deepEqual([...r.scopes], ['vault:read']);
   });
 });
 

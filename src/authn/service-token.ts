@@ -28,7 +28,7 @@ function toIdentity(r: TokenRecord): Identity {
  * has not synced recently, "not found" cannot be trusted, so an unknown non-JWT token is a 503
  * rather than a 401 (a token created on another replica during an outage must not be refused).
  */
-export function createServiceTokenAuthenticator(index: TokenIndex, onUse?: (tokenId: string, nowMs: number) => void): Authenticator {
+export function createServiceTokenAuthenticator(index: TokenIndex): Authenticator {
   const identities = new WeakMap<TokenRecord, Identity>();
   return {
     name: 'service_token',
@@ -43,7 +43,6 @@ export function createServiceTokenAuthenticator(index: TokenIndex, onUse?: (toke
       const key = r.id;
       if (r.revokedAt !== undefined && r.revokedAt <= nowMs) return { kind: 'rejected', error: new AuthError('auth.token_revoked'), identityKey: key };
       if (r.expiresAt !== undefined && r.expiresAt <= nowMs) return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: key };
-      onUse?.(r.id, nowMs);
       let id = identities.get(r);
       if (!id) {
         id = toIdentity(r);

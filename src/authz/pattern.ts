@@ -55,15 +55,28 @@ export function compilePattern(source: string): PathPattern {
   });
 }
 
+/** Percent-decodes; a malformed or non-UTF-8 escape decodes byte-wise instead of failing. */
+function decodePath(p: string): string {
+  if (!p.includes('%')) return p;
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p.replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+  }
+}
+
 /**
- * The path the policy sees: query and fragment cut, duplicate slashes merged, `.` and `..` segments
- * resolved, so `/api/public/../admin` cannot dodge a rule. Percent-encoding is left alone: `%2F`
- * stays inside its segment. (Envoy's `normalize_path` and `merge_slashes` do the same upstream.)
+ * The path the policy sees: query and fragment cut, percent-escapes decoded, `\\` read as `/`,
+ * duplicate slashes merged, `.` and `..` resolved. An upstream that decodes `%2e%2e`, `%2F` or
+ * `%77orkflows` must not reach a route the policy would have guarded, so rules match what the most
+ * permissive upstream could see. (Envoy's `normalize_path`, `merge_slashes` and
+ * `path_with_escaped_slashes_action` are still worth enabling.)
  */
 export function normalizePath(raw: string): string {
   let p = raw;
   const cut = p.search(/[?#]/);
   if (cut >= 0) p = p.slice(0, cut);
+  p = decodePath(p).replace(/\\/g, '/');
   if (!p.startsWith('/')) p = `/${p}`;
   const out: string[] = [];
   for (const seg of p.split('/')) {

@@ -42,7 +42,9 @@ export async function fetchJson(url: string, timeoutMs: number, cancel?: AbortSi
   const { target, headers } = splitCredentials(url);
   let res: Response;
   try {
-    res = await fetch(target, { method: 'GET', signal, headers });
+    // No redirects: a key set must come from the configured origin, and following a 3xx would let
+    // a provider (or whoever controls it) point this service at internal addresses (SSRF).
+    res = await fetch(target, { method: 'GET', signal, headers, redirect: 'error' });
   } catch (err) {
     throw new Error(timeout.aborted ? `GET ${where} timed out after ${timeoutMs} ms` : `GET ${where} failed: ${describe(err)}`);
   }
@@ -134,7 +136,12 @@ export function createDiscovery(oidcIssuer: string, timeoutMs: number): {
       if (typeof jwksUri !== 'string' || !/^https?:\/\//i.test(jwksUri)) {
         throw new Error(`GET ${redactUrl(docUrl)}: discovery document has no usable jwks_uri`);
       }
-      const issuer = typeof doc['issuer'] === 'string' && doc['issuer'] ? doc['issuer'] : oidcIssuer;
+      // OIDC Discovery 1.0 §4.3: the document's issuer must be exactly the issuer it was fetched for
+      // (a trailing slash aside), or an attacker-controlled document could name any issuer.
+      const issuer = typeof doc['issuer'] === 'string' ? doc['issuer'] : '';
+      if (issuer.replace(/\/+$/, '') !== oidcIssuer.replace(/\/+$/, '')) {
+        throw new Error(`GET ${redactUrl(docUrl)}: discovery document issuer ${JSON.stringify(issuer.slice(0, 200))} does not match ORCHEO_AUTH_OIDC_ISSUER`);
+      }
       found = { jwksUri, issuer };
       return found;
     },
