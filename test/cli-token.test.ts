@@ -92,7 +92,7 @@ test("the guide's bootstrap steps 1-6, verbatim through the CLI", async (t) => {
   const run = { method: 'POST', path: '/api/workflows/wf-1/runs', headers: bearer(token) };
   const allowed = await e.grpc(first).check(run);
   assert.equal(okHeaders(allowed)['x-orcheo-subject'], 'production-token');
-  assert.match(first.logs(), /bootstrap token used/, 'bootstrap use is logged');
+  assert.match(await first.waitForLog(/bootstrap token used/), /bootstrap token used/, 'bootstrap use is logged');
   assert.match(first.logs(), /a bootstrap service token is configured/);
   // 5-6. Switch to the new token, remove the bootstrap token, restart.
   assert.equal(await first.stop(), 0);

@@ -1,10 +1,11 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { AuthError } from '../pipeline/codes';
 import { ALL_WORKSPACES } from '../authz/scopes';
 import type { BootstrapConfig } from '../config/types';
+import { hashSecret } from '../store/records';
 import type { Authenticator, AuthnResult, Identity } from './types';
 
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+const digest = (s: string): Buffer => Buffer.from(hashSecret(s), 'hex');
 
 /**
  * The bootstrap token from the environment: full (configurable) scopes, every workspace, optional

@@ -4,7 +4,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import type { CheckFn } from '../pipeline/check';
 import type { RawCheckRequest } from '../pipeline/request';
-import type { CheckResponseObject } from '../pipeline/respond';
+import { isSharedResponse, type CheckResponseObject } from '../pipeline/respond';
 import { AUTHZ_V2, AUTHZ_V3, loadPackageDefinition, loadReflectionDefinition } from './descriptors';
 
 export interface GrpcServerOptions {
@@ -25,9 +25,22 @@ export interface GrpcServer {
 const HEALTH_NAMES = ['', AUTHZ_V3, AUTHZ_V2];
 
 function serviceDefinition(pkg: ReturnType<typeof loadPackageDefinition>, name: string): grpc.ServiceDefinition {
-  const def = pkg[name];
-  if (!def || !('Check' in def)) throw new Error(`service ${name} missing from the descriptor set`);
-  return def as unknown as grpc.ServiceDefinition;
+  const def = pkg[name] as unknown as grpc.ServiceDefinition | undefined;
+  if (!def || !('Check' in def)) throw new Error(`service ${name} missing from the proto definitions`);
+  // Shared (frozen) responses are encoded once: encoding was the largest cost of a Check.
+  const check = def.Check!;
+  const encode = check.responseSerialize;
+  const encoded = new WeakMap<object, Buffer>();
+  const responseSerialize = (res: object): Buffer => {
+    if (!isSharedResponse(res)) return encode(res);
+    let b = encoded.get(res);
+    if (!b) {
+      b = encode(res);
+      encoded.set(res, b);
+    }
+    return b;
+  };
+  return { ...def, Check: { ...check, responseSerialize } };
 }
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {

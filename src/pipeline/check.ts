@@ -49,6 +49,9 @@ const LIMITER_RETRY_AFTER = 5;
 export function createCheckPipeline(deps: PipelineDeps): CheckFn {
   const now = deps.now ?? Date.now;
   const { logger } = deps;
+  // Decision lines carry only code, method, normalised path, rule and subject — never a header or
+  // token — so they skip the redaction pass, which cost ~16 µs of a ~20 µs log line.
+  const decisions = logger.child({}, { redact: { paths: [] } });
 
   async function identify(token: string): Promise<Verdict> {
     const r = await deps.authenticator.authenticate(token, now());
@@ -139,9 +142,9 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
       const { response, outcome } = await decide(input);
       deps.observe?.(outcome);
       if (outcome.decision === 'deny') {
-        logger.info({ code: outcome.code, method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject }, 'request denied');
-      } else if (logger.isLevelEnabled('debug')) {
-        logger.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type }, 'request allowed');
+        decisions.info({ code: outcome.code, method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject }, 'request denied');
+      } else if (decisions.isLevelEnabled('debug')) {
+        decisions.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type }, 'request allowed');
       }
       return response;
     } catch (err) {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 /** A stored service token. The secret itself is never stored: only its SHA-256 hex. */
 export interface TokenRecord {
@@ -26,8 +26,19 @@ export function tokenStatus(r: TokenRecord, nowMs: number): TokenStatus {
   return 'Active';
 }
 
+let lastSecret: string | undefined;
+let lastHash = '';
+
+/**
+ * SHA-256 hex of a presented secret. Every identity kind hashes the same token in one Check
+ * (bootstrap compare, service-token lookup, JWT cache key), so the last result is remembered.
+ */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  if (secret !== lastSecret) {
+    lastHash = hash('sha256', secret, 'hex');
+    lastSecret = secret;
+  }
+  return lastHash;
 }
 
 /** 256 bits from the CSPRNG, URL-safe (base64url, 43 characters). */

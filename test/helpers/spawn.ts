@@ -34,6 +34,8 @@ export interface ServerProcess {
   readonly url: string;
   /** Everything the server wrote to stderr/stdout (its JSON log lines). */
   logs(): string;
+  /** Waits for a log line matching `re`: lines are buffered and flushed at least every second. */
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** SIGTERM, wait for exit (SIGKILL after `graceMs`); resolves to the exit code. */
   stop(graceMs?: number): Promise<number | null>;
 }
@@ -96,6 +98,14 @@ export async function startServer(env: Record<string, string | undefined>, opts:
     httpPort: ports.http,
     url: `http://127.0.0.1:${ports.http}`,
     logs: () => out,
+    async waitForLog(re: RegExp, timeoutMs = 3000): Promise<string> {
+      const until = Date.now() + timeoutMs;
+      while (!re.test(out)) {
+        if (Date.now() > until) throw new Error(`no log line matching ${re} within ${timeoutMs} ms:\n${out.slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return out;
+    },
     async stop(graceMs = 10000) {
       if (exited !== undefined) return exited;
       child.kill('SIGTERM');

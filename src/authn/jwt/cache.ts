@@ -7,7 +7,7 @@
  * lru-cache's own TTL is not used because expiry must follow the token's `exp` under the injected
  * clock with jose's leeway rule, which `isExpired` applies on every hit.
  */
-import { createHash } from 'node:crypto';
+import { hashSecret } from '../../store/records';
 import { LRUCache } from 'lru-cache';
 import type { Identity } from '../types';
 import type { KeyRemoval, KeySource } from './keys';
@@ -27,7 +27,7 @@ export function isExpired(exp: number | undefined, nowMs: number, leewaySeconds:
 }
 
 export function tokenKey(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return hashSecret(token);
 }
 
 export interface TokenCache {

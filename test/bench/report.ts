@@ -1,0 +1,123 @@
+/**
+ * The bench's output: one table (each figure also as a ratio to the baseline measured by the same
+ * generator in the same run) and a JSON file under bench-results/ (gitignored).
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+
+export interface Targets {
+  /** Minimum throughput as a fraction of the baseline's. */
+  readonly throughputRatio?: number;
+  /** Maximum p99 at 1 connection × 1 request in flight, µs. */
+  readonly p99us?: number;
+}
+
+/** One timed repeat of a scenario: a throughput run and a latency run. */
+export interface Repeat {
+  readonly generator: 'h2load' | 'node';
+  readonly rps: number;
+  /** Server process CPU time (user + system, all threads) per call during the throughput run. */
+  readonly cpuUsPerCall: number;
+  readonly p50us: number;
+  readonly p99us: number;
+  /** Mean latency under the throughput load (128 in flight). */
+  readonly meanUsLoaded: number;
+}
+
+export interface Figures {
+  readonly rps: number;
+  readonly cpuUsPerCall: number;
+  readonly p50us: number;
+  readonly p99us: number;
+}
+
+export interface ScenarioResult {
+  readonly name: string;
+  /** Name of the baseline row this one is divided by (same generator). */
+  readonly baseline: string;
+  readonly generator: string;
+  readonly targets: Targets;
+  /** Per figure, the best repeat (max req/s, min CPU and latency): the least disturbed by foreign load. */
+  readonly best: Figures;
+  readonly median: Figures;
+  readonly repeats: readonly Repeat[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+export function summarize(name: string, baseline: string, targets: Targets, repeats: Repeat[]): ScenarioResult {
+  const col = (k: keyof Figures): number[] => repeats.map((r) => r[k]);
+  return {
+    name,
+    baseline,
+    generator: repeats[0]?.generator ?? 'none',
+    targets,
+    best: { rps: Math.max(...col('rps')), cpuUsPerCall: Math.min(...col('cpuUsPerCall')), p50us: Math.min(...col('p50us')), p99us: Math.min(...col('p99us')) },
+    median: { rps: median(col('rps')), cpuUsPerCall: median(col('cpuUsPerCall')), p50us: median(col('p50us')), p99us: median(col('p99us')) },
+    repeats,
+  };
+}
+
+export interface Machine {
+  readonly nproc: number;
+  readonly cpu: string;
+  readonly node: string;
+  readonly pinned: string;
+  readonly generator: string;
+}
+
+export function machine(pinnedNote: string, generator: string): Machine {
+  let nproc = cpus().length;
+  try {
+    nproc = Number(execSync('nproc', { encoding: 'utf8' }).trim()) || nproc;
+  } catch {
+    /* os.cpus() it is */
+  }
+  let cpu = cpus()[0]?.model ?? 'unknown';
+  try {
+    cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpu;
+  } catch {
+    /* not Linux */
+  }
+  return { nproc, cpu, node: process.version, pinned: pinnedNote, generator };
+}
+
+const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+const ratio = (x: number, base: number): string => (Number.isFinite(x) && Number.isFinite(base) && base > 0 ? (x / base).toFixed(2) : '-');
+
+function verdict(r: ScenarioResult, base: ScenarioResult): string {
+  const out: string[] = [];
+  const t = r.targets;
+  if (t.throughputRatio !== undefined) out.push(`${r.best.rps / base.best.rps >= t.throughputRatio ? 'ok' : 'MISS'} thr>=${t.throughputRatio.toFixed(2)}`);
+  if (t.p99us !== undefined) out.push(`${r.best.p99us <= t.p99us ? 'ok' : 'MISS'} p99<=${t.p99us}`);
+  return out.join(', ');
+}
+
+export function formatTable(results: readonly ScenarioResult[], conns: number, streams: number): string {
+  const byName = new Map(results.map((r) => [r.name, r]));
+  const head = ['scenario', 'gen', `req/s ${conns}x${streams}`, 'x base', 'CPU us/call', 'x base', 'p50 us 1x1', 'x base', 'p99 us 1x1', 'x base', 'target'];
+  const rows = results.map((r) => {
+    const b = byName.get(r.baseline) ?? r;
+    const x = r.best;
+    const y = b.best;
+    return [r.name, r.generator, fmt(x.rps), ratio(x.rps, y.rps), fmt(x.cpuUsPerCall, 1), ratio(x.cpuUsPerCall, y.cpuUsPerCall), fmt(x.p50us), ratio(x.p50us, y.p50us), fmt(x.p99us), ratio(x.p99us, y.p99us), r === b ? '' : verdict(r, b)];
+  });
+  const left = new Set([0, 1, head.length - 1]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** Writes bench-results/bench-<timestamp>.json at the package root; returns the path relative to cwd. */
+export function writeJson(doc: Record<string, unknown>): string {
+  const dir = resolve(__dirname, '..', '..', '..', 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+  return relative(process.cwd(), file) || file;
+}

@@ -1,0 +1,196 @@
+/**
+ * `npm run bench`: Check throughput and latency of the service (its own process, pinned to core 0)
+ * against a bare grpc-js baseline, driven by a load generator in another process (core 1): h2load
+ * when installed, else node-load.ts. Every scenario is checked for the right decision first, then
+ * timed BENCH_REPEATS times, interleaved with the others (so a burst of foreign load hits every
+ * scenario alike); the table shows the best repeat. See README "Benchmark". Environment knobs:
+ *   BENCH_SECONDS (2) BENCH_WARMUP (0.5) BENCH_REPEATS (3) BENCH_PREWARM (2: untimed pass per scenario)
+ *   BENCH_CONNECTIONS (8) BENCH_STREAMS (16)
+ *   BENCH_JWT_TOKENS (20000, > the 10 000-entry JWT cache) BENCH_GENERATOR (h2load|node)
+ *   BENCH_ONLY=<regex> (scenarios whose name matches, plus the baselines) BENCH_KEEP=1 (keep logs)
+ *   BENCH_CPU_PROF=<dir> (run the service under --cpu-prof and print its hotspots)
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { assertReply, checkFrame, jwtPayload, rawCheck, signHs256, type Expectation } from './frames';
+import { describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtures, type Fixtures } from './fixtures';
+import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
+import { runNodeLoad, type LoadResult } from './node-load';
+import { printHotspots } from './profile';
+import { formatTable, machine, summarize, writeJson, type Repeat, type ScenarioResult, type Targets } from './report';
+import { canPin, checkCounters, killAll, limiterBackend, startBaselineProcess, startService, type Proc } from './service-process';
+
+const num = (name: string, def: number): number => {
+  const v = Number(process.env[name] ?? def);
+  if (!(Number.isFinite(v) && v > 0)) throw new Error(`${name} must be a positive number`);
+  return v;
+};
+const SECONDS = num('BENCH_SECONDS', 2);
+const WARMUP = num('BENCH_WARMUP', 0.5);
+const REPEATS = Math.round(num('BENCH_REPEATS', 3));
+const PREWARM = num('BENCH_PREWARM', 2);
+const CONNS = num('BENCH_CONNECTIONS', 8);
+const STREAMS = num('BENCH_STREAMS', 16);
+const JWT_TOKENS = num('BENCH_JWT_TOKENS', 20_000);
+const USE_H2LOAD = process.env['BENCH_GENERATOR'] !== 'node' && h2loadAvailable();
+const CPU_PROF = process.env['BENCH_CPU_PROF'];
+const ONLY = process.env['BENCH_ONLY'] ? new RegExp(process.env['BENCH_ONLY'], 'i') : undefined;
+/** High enough never to block: the scenario measures the limiter's per-call cost, not its 429s. */
+const LIMITS = { ip: 1_000_000, identity: 1_000_000 };
+
+interface Scenario {
+  readonly name: string;
+  readonly proc: Proc;
+  readonly frames: string;
+  /** A frames file of many requests: only the node generator can send it. */
+  readonly many?: boolean;
+  /** The decision the correctness probe must get, and the request it sends. */
+  readonly expect: Expectation;
+  readonly probe: Buffer;
+  /** The decision counter (decision/code) the service must increment for every timed call. */
+  readonly counter?: string;
+  readonly targets: Targets;
+  readonly baseline: string;
+}
+
+/** utime + stime of a process (all threads), in µs. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // USER_HZ is 100 on Linux
+}
+
+/** Runs `load`, sampling the server's CPU time from the generator's end of warm-up to the end of the run. */
+async function withCpu(pid: number, load: (onMeasureStart: () => void) => Promise<LoadResult>): Promise<{ r: LoadResult; cpuUs: number }> {
+  let start = NaN;
+  const r = await load(() => (start = cpuMicros(pid)));
+  return { r, cpuUs: cpuMicros(pid) - start };
+}
+
+async function timeOnce(s: Scenario): Promise<Repeat> {
+  const spec = { port: s.proc.grpcPort, seconds: SECONDS, warmupSeconds: WARMUP };
+  const h2 = USE_H2LOAD && !s.many;
+  const before = s.proc.httpPort ? await checkCounters(s.proc.httpPort) : undefined;
+  const thr = await withCpu(s.proc.pid, (onMeasureStart) =>
+    h2
+      ? runH2load({ ...spec, connections: CONNS, streams: STREAMS, frameFile: s.frames, onMeasureStart })
+      : runNodeLoad({ ...spec, connections: CONNS, streams: STREAMS, framesFile: s.frames }, onMeasureStart),
+  );
+  const lat = h2
+    ? await runH2load({ ...spec, connections: 1, streams: 1, frameFile: s.frames, logFile: `${s.frames}.h2load.log` })
+    : await runNodeLoad({ ...spec, connections: 1, streams: 1, framesFile: s.frames });
+  for (const r of [thr.r, lat]) if (r.succeeded !== r.completed) throw new Error(`${s.name}: ${r.completed - r.succeeded} calls without grpc-status 0`);
+  if (before && s.counter) {
+    // Every call of both runs (warm-up included) must have been the decision this scenario claims.
+    const after = await checkCounters(s.proc.httpPort!);
+    const timed = thr.r.completed + lat.completed;
+    for (const key of new Set([...before.keys(), ...after.keys()])) {
+      const delta = (after.get(key) ?? 0) - (before.get(key) ?? 0);
+      if (key === s.counter ? delta < timed : delta !== 0) throw new Error(`${s.name}: service counted ${delta} × ${key} for ${timed} timed calls (expected ${s.counter})`);
+    }
+  }
+  return { generator: thr.r.generator, rps: thr.r.rps, cpuUsPerCall: thr.cpuUs / thr.r.completed, p50us: lat.p50us, p99us: lat.p99us, meanUsLoaded: thr.r.meanUs };
+}
+
+async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
+  const write = (name: string, ...frames: Buffer[]): string => {
+    const p = join(f.dir, name);
+    writeFileSync(p, Buffer.concat(frames));
+    return p;
+  };
+  const svc = checkFrame(f.serviceToken);
+  const jwt = checkFrame(signHs256(JWT_SECRET, jwtPayload('bench-user', 'bench-jti')));
+  const deny = checkFrame(undefined);
+  const unique = Array.from({ length: JWT_TOKENS }, (_, i) => checkFrame(signHs256(JWT_SECRET, jwtPayload(`user-${i}`, `jti-${i}`)), i));
+  const files = { svc: write('service.bin', svc), jwt: write('jwt.bin', jwt), unique: write('jwt-unique.bin', ...unique), deny: write('deny.bin', deny) };
+
+  const loadBefore = loadavg()[0]!;
+  if (loadBefore > 0.5) process.stderr.write(`bench: WARNING load average ${loadBefore.toFixed(2)} before start: other processes compete for the cores\n`);
+  process.stderr.write(`bench: ${REPEATS} x (${SECONDS}s + ${WARMUP}s warm-up) per scenario and mode, generator ${USE_H2LOAD ? 'h2load' : 'node'}, store ${describeStore(f)}, redis ${f.redis ? 'yes' : 'no'}\n`);
+  const up = async (p: Promise<Proc>): Promise<Proc> => {
+    const proc = await p;
+    procs.add(proc);
+    return proc;
+  };
+  // All three run at once on the server core; only the one under load uses it.
+  const base = await up(startBaselineProcess(f.dir));
+  const service = await up(startService(f.baseEnv, f.dir, 'service', CPU_PROF));
+  const limited = await up(startService({ ...f.baseEnv, ...f.limitsEnv }, f.dir, 'limits', CPU_PROF));
+  const backend = await limiterBackend(limited.httpPort!);
+  if (backend !== (f.redis ? 'redis' : 'memory')) throw new Error(`limits run: limiter backend is ${backend}, expected ${f.redis ? 'redis' : 'memory'}`);
+
+  const allow = (subject: string): Expectation => ({ kind: 'allow', subject });
+  const nodeBase = USE_H2LOAD ? 'baseline (node gen)' : 'baseline';
+  const b = { targets: {}, expect: { kind: 'ok' } as Expectation };
+  const all: Scenario[] = [
+    // One baseline per request body: a JWT request is ~300 bytes larger to decode than a service-token
+    // one, a deny request smaller, and each ratio must compare the same request bytes.
+    { ...b, name: 'baseline', proc: base, frames: files.svc, probe: svc, baseline: 'baseline' },
+    { ...b, name: 'baseline (JWT bytes)', proc: base, frames: files.jwt, probe: jwt, baseline: 'baseline (JWT bytes)' },
+    { ...b, name: 'baseline (deny bytes)', proc: base, frames: files.deny, probe: deny, baseline: 'baseline (deny bytes)' },
+    ...(USE_H2LOAD ? [{ ...b, name: nodeBase, proc: base, frames: files.unique, many: true, probe: svc, baseline: nodeBase }] : []),
+    { name: 'service token allow', proc: service, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: { throughputRatio: 0.9, p99us: 500 }, baseline: 'baseline' },
+    { name: 'JWT allow, cached', proc: service, frames: files.jwt, expect: allow('bench-user'), probe: jwt, counter: 'allow/ok', targets: { throughputRatio: 0.85, p99us: 500 }, baseline: 'baseline (JWT bytes)' },
+    // The probe token is not among the timed ones; those stay uncached (more than the cache holds, sent in order).
+    { name: 'JWT allow, unique', proc: service, frames: files.unique, many: true, expect: allow('probe-user'), probe: checkFrame(signHs256(JWT_SECRET, jwtPayload('probe-user', 'probe-jti'))), counter: 'allow/ok', targets: {}, baseline: nodeBase },
+    { name: 'deny (no token)', proc: service, frames: files.deny, expect: { kind: 'deny', status: 401, code: 'auth.missing_token' }, probe: deny, counter: 'deny/auth.missing_token', targets: { throughputRatio: 0.85 }, baseline: 'baseline (deny bytes)' },
+    { name: `limits on (${backend})`, proc: limited, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: { throughputRatio: 0.75, p99us: 500 }, baseline: 'baseline' },
+  ];
+  const plan = all.filter((s) => !ONLY || s.name.startsWith('baseline') || ONLY.test(s.name));
+  for (const s of plan) assertReply(s.name, await rawCheck(s.proc.grpcPort, s.probe), s.expect);
+
+  // One untimed pass at full load: JIT, connection pools and caches settle before any figure counts.
+  for (const s of plan) {
+    const spec = { port: s.proc.grpcPort, seconds: PREWARM, warmupSeconds: 0.2, connections: CONNS, streams: STREAMS };
+    await (USE_H2LOAD && !s.many ? runH2load({ ...spec, frameFile: s.frames }) : runNodeLoad({ ...spec, framesFile: s.frames }));
+  }
+  const reps = new Map<string, Repeat[]>(plan.map((s) => [s.name, []]));
+  for (let i = 1; i <= REPEATS; i++) {
+    for (const s of plan) {
+      const r = await timeOnce(s);
+      reps.get(s.name)!.push(r);
+      process.stderr.write(`  [${i}/${REPEATS}] ${s.name}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerCall.toFixed(1)} us CPU/call, p50 ${Math.round(r.p50us)} us, p99 ${Math.round(r.p99us)} us (${r.generator})\n`);
+    }
+  }
+  for (const p of [base, service, limited]) {
+    await p.stop();
+    procs.delete(p);
+  }
+  const results: ScenarioResult[] = plan.map((s) => summarize(s.name, s.baseline, s.targets, reps.get(s.name)!));
+
+  const m = machine(canPin() ? 'server core 0, generator core 1 (taskset)' : 'not pinned (no taskset or a single core)', USE_H2LOAD ? `${h2loadVersion()}; unique-JWT rows: node:http2 generator` : `node:http2 generator (${h2loadAvailable() ? 'BENCH_GENERATOR=node' : 'h2load not installed'})`);
+  console.log(`\norcheo-authz bench: ${m.cpu}, nproc ${m.nproc}, node ${m.node}; ${m.pinned}`);
+  console.log(`generator ${m.generator}; store ${describeStore(f)}; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after`);
+  console.log(`best of ${REPEATS} runs of ${SECONDS}s (after ${WARMUP}s warm-up): req/s and server CPU per call at ${CONNS} connections x ${STREAMS} streams, p50/p99 at 1 x 1 in flight`);
+  console.log('x base: ratio to the baseline row measured by the same generator (throughput: higher is better; CPU and latency: lower)\n');
+  console.log(formatTable(results, CONNS, STREAMS));
+  const config = { seconds: SECONDS, warmupSeconds: WARMUP, repeats: REPEATS, connections: CONNS, streams: STREAMS, jwtTokens: JWT_TOKENS, store: f.store, redis: f.redis, limits: LIMITS };
+  console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadavg()[0] }, results })}`);
+  if (CPU_PROF) printHotspots(CPU_PROF);
+}
+
+if (process.env['NODE_TEST_CONTEXT']) {
+  console.log('run.ts is the benchmark entry (npm run bench), not a test.');
+} else {
+  const procs = new Set<Proc>();
+  const cleanup = async (): Promise<void> => {
+    await Promise.all([...procs].map((p) => p.stop(3000).catch(() => undefined)));
+    killAll();
+    await Promise.all([...liveTeardowns].map((t) => t()));
+  };
+  let interrupted: string | undefined;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      interrupted = sig;
+      process.stderr.write(`bench: ${sig}, stopping children and dropping the bench schema / Redis keys\n`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  setupFixtures(LIMITS)
+    .then((f) => main(f, procs))
+    .catch((err: unknown) => {
+      if (!interrupted) console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    })
+    .finally(() => cleanup());
+}
