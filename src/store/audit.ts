@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { PeriodicFlush } from './periodic';
 import type { Outcome } from '../pipeline/check';
 import type { Db, Queryable } from './db';
 
@@ -137,10 +138,12 @@ const MAX_KEYS = 5000;
  */
 export class AuditRecorder {
   private pending = new Map<string, Counter>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly periodic: PeriodicFlush;
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly db: Db, private readonly logger: Logger, private readonly intervalMs = 5000, private readonly now: () => number = Date.now) {}
+  constructor(private readonly db: Db, private readonly logger: Logger, intervalMs = 5000, private readonly now: () => number = Date.now) {
+    this.periodic = new PeriodicFlush(() => this.flush(), intervalMs);
+  }
 
   /** The Check pipeline's outcome: failures by code (and identity when known), service-token use. */
   observe(o: Outcome): void {
@@ -215,13 +218,10 @@ export class AuditRecorder {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flush();
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 }

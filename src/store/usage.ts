@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from './db';
+import { PeriodicFlush } from './periodic';
 
 /**
  * Token use counted in memory and written in one statement every few seconds, so `last_used_at` and
@@ -8,9 +9,11 @@ import type { Db } from './db';
  */
 export class UsageRecorder {
   private pending = new Map<string, { n: number; last: number }>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly periodic: PeriodicFlush;
 
-  constructor(private readonly db: Db, private readonly logger: Logger, private readonly intervalMs = 5000) {}
+  constructor(private readonly db: Db, private readonly logger: Logger, intervalMs = 5000) {
+    this.periodic = new PeriodicFlush(() => this.flush(), intervalMs);
+  }
 
   record(tokenId: string, atMs: number): void {
     const e = this.pending.get(tokenId);
@@ -46,13 +49,10 @@ export class UsageRecorder {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flush();
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 }
