@@ -121,3 +121,18 @@ export function writeJson(doc: Record<string, unknown>): string {
   writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
   return relative(process.cwd(), file) || file;
 }
+
+/**
+ * The comparisons the JWT and rate-limit issues ask for, against the service-token path (limits
+ * off) rather than the bare baseline: cached and uncached JWT, and limits on.
+ */
+export function formatPathRatios(results: readonly ScenarioResult[]): string {
+  const svc = results.find((r) => r.name === 'service token allow');
+  if (!svc) return '';
+  const lines = ['ratios to "service token allow" (limits off): throughput, server CPU per call'];
+  for (const r of results) {
+    if (r === svc || !/^(JWT allow|limits on)/.test(r.name)) continue;
+    lines.push(`  ${r.name.padEnd(20)} ${(r.best.rps / svc.best.rps).toFixed(2)}x req/s  ${(r.best.cpuUsPerCall / svc.best.cpuUsPerCall).toFixed(2)}x CPU`);
+  }
+  return lines.join('\n');
+}

@@ -18,7 +18,7 @@ import { describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtur
 import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
 import { runNodeLoad, type LoadResult } from './node-load';
 import { printHotspots } from './profile';
-import { formatTable, machine, summarize, writeJson, type Repeat, type ScenarioResult, type Targets } from './report';
+import { formatPathRatios, formatTable, machine, summarize, writeJson, type Repeat, type ScenarioResult, type Targets } from './report';
 import { canPin, checkCounters, killAll, limiterBackend, startBaselineProcess, startService, type Proc } from './service-process';
 
 const num = (name: string, def: number): number => {
@@ -164,6 +164,7 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   console.log(`best of ${REPEATS} runs of ${SECONDS}s (after ${WARMUP}s warm-up): req/s and server CPU per call at ${CONNS} connections x ${STREAMS} streams, p50/p99 at 1 x 1 in flight`);
   console.log('x base: ratio to the baseline row measured by the same generator (throughput: higher is better; CPU and latency: lower)\n');
   console.log(formatTable(results, CONNS, STREAMS));
+  console.log(`\n${formatPathRatios(results)}`);
   const config = { seconds: SECONDS, warmupSeconds: WARMUP, repeats: REPEATS, connections: CONNS, streams: STREAMS, jwtTokens: JWT_TOKENS, store: f.store, redis: f.redis, limits: LIMITS };
   console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadavg()[0] }, results })}`);
   if (CPU_PROF) printHotspots(CPU_PROF);
