@@ -75,12 +75,10 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const tokenFeed = new TokenChangeFeed(db, index, logger);
   await tokenFeed.start();
 
+  const kinds: Authenticator[] = [];
   if (cfg.bootstrap) {
     logger.warn('a bootstrap service token is configured: create persistent tokens, then remove ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN');
     audit.count('bootstrap.configured', 'bootstrap');
-  }
-  const kinds: Authenticator[] = [];
-  if (cfg.bootstrap) {
     kinds.push(
       createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
         logger.warn({ accepted: ok }, 'bootstrap token used');
