@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 /** The built entry point (both bins): dist/src/main.js, seen from dist/test/helpers. */
@@ -178,14 +177,5 @@ export async function adminRequest<T = any>(
   return { status: res.status, headers: res.headers, body: parsed as T, text };
 }
 
-/** A loopback port nothing listens on (bound, then released). */
-export function closedPort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
+/** A loopback port nothing listens on (bound, then released): the same as a free port. */
+export { freePort as closedPort } from './redis-server';
