@@ -133,6 +133,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     tokenIndex: () => ({ size: index.size, staleMs: index.staleMs, syncFailures: index.syncFailures }),
     jwt: jwt ? () => jwt.stats() : undefined,
     notifications: () => tokenFeed.received,
+    notificationLagMs: () => tokenFeed.lastLagMs,
   });
 
   let grpcServer: GrpcServer | undefined;

@@ -102,7 +102,7 @@ describe('/metrics, /healthz, /readyz', () => {
       assert.match(text, /orcheo_authz_checks_total\{decision="allow",code="ok"\} 1/);
       assert.match(text, /orcheo_authz_checks_total\{decision="deny",code="auth.missing_token"\} 1/);
       assert.match(text, /orcheo_authz_check_duration_seconds_count 2/);
-      for (const name of ['orcheo_authz_token_index_size', 'orcheo_authz_token_index_staleness_seconds', 'orcheo_authz_jwt_cache_hits_total', 'orcheo_authz_jwks_fetches_total', 'orcheo_authz_store_sync_failures_total', 'orcheo_authz_process_resident_memory_bytes']) {
+      for (const name of ['orcheo_authz_token_index_size', 'orcheo_authz_token_index_staleness_seconds', 'orcheo_authz_jwt_cache_hits_total', 'orcheo_authz_jwks_fetches_total', 'orcheo_authz_store_sync_failures_total', 'orcheo_authz_token_notification_lag_seconds', 'orcheo_authz_process_resident_memory_bytes']) {
         assert.ok(text.includes(name), `missing ${name}`);
       }
       assert.ok(!text.includes(secret) && !text.includes('metrics-bootstrap'), 'a secret in /metrics');

@@ -175,12 +175,15 @@ test('notifications are per schema, carry only ids, and are sent on commit only'
   await until(() => b.app.tokenFeed.received === baseB + 1, 2000);
   await until(() => payloads.length >= 1, 2000);
   const msg = JSON.parse(payloads[payloads.length - 1]!);
-  assert.deepEqual(Object.keys(msg).sort(), ['ids', 'schema']);
+  assert.deepEqual(Object.keys(msg).sort(), ['at', 'ids', 'schema'], 'ids, schema and the write time only: never a secret');
+  assert.ok(Math.abs(msg.at - Date.now()) < 60_000, 'at is the write time in epoch ms');
   assert.deepEqual(msg.ids, ['seen']);
   assert.equal(msg.schema, a.schema!.schema);
   assert.ok(!payloads.join('').includes(secret));
   await new Promise((res) => setTimeout(res, 200));
   assert.equal(b.app.tokenFeed.received, baseB + 1, 'exactly one notification (the committed create) was taken');
+  assert.ok(typeof b.app.tokenFeed.lastLagMs === 'number' && b.app.tokenFeed.lastLagMs >= 0, 'notification lag measured');
+  console.log(`# notification lag (write → other instance's index): ${b.app.tokenFeed.lastLagMs} ms`);
   assert.equal(elsewhere.app.tokenFeed.received, baseOther, 'the other schema heard nothing');
   assert.equal(deniedBody(await check(elsewhere, secret)).code, 'auth.invalid_token');
 });

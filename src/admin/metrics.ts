@@ -6,6 +6,8 @@ export interface MetricSources {
   readonly tokenIndex: () => { size: number; staleMs: number; syncFailures: number };
   readonly jwt?: (() => { cacheHits: number; cacheMisses: number; cacheSize: number; jwksFetches: number; jwksFetchFailures: number }) | undefined;
   readonly notifications?: (() => number) | undefined;
+  /** Write-to-index delay of the last token notification, ms (database and host clocks assumed close). */
+  readonly notificationLagMs?: (() => number | undefined) | undefined;
 }
 
 /** A counter whose value is owned elsewhere and copied in at scrape time. */
@@ -56,6 +58,15 @@ export class Metrics {
     });
     mirroredCounter(r, 'orcheo_authz_store_sync_failures_total', 'Failed token store syncs (Postgres errors)', () => src.tokenIndex().syncFailures);
     mirroredCounter(r, 'orcheo_authz_token_notifications_total', 'Token change notifications received', () => src.notifications?.());
+    new Gauge({
+      name: 'orcheo_authz_token_notification_lag_seconds',
+      help: 'Delay from a token write to this replica applying it, for the last notification (-1 before any)',
+      registers: [r],
+      collect() {
+        const ms = src.notificationLagMs?.();
+        this.set(ms === undefined ? -1 : ms / 1000);
+      },
+    });
     if (src.jwt) {
       const jwt = src.jwt;
       mirroredCounter(r, 'orcheo_authz_jwt_cache_hits_total', 'Verified-token cache hits', () => jwt().cacheHits);

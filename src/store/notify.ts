@@ -16,6 +16,8 @@ const RETRY_MAX_MS = 5000;
 export interface TokenChangeMessage {
   readonly schema: string;
   readonly ids: readonly string[];
+  /** Database clock at the write, epoch ms: the receiver's lag (exported as a metric). */
+  readonly at?: number;
 }
 
 /**
@@ -24,7 +26,7 @@ export interface TokenChangeMessage {
  */
 export async function notifyTokenChange(tx: Queryable, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  await tx.query(`SELECT pg_notify(${CHANNEL_SQL}, json_build_object('schema', current_schema(), 'ids', $1::text[])::text)`, [[...ids]]);
+  await tx.query(`SELECT pg_notify(${CHANNEL_SQL}, json_build_object('schema', current_schema(), 'ids', $1::text[], 'at', (extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text)`, [[...ids]]);
 }
 
 /**
@@ -42,6 +44,8 @@ export class TokenChangeFeed {
   private listening = false;
   /** Notifications received for this schema (for tests and metrics). */
   received = 0;
+  /** Milliseconds from the write to this instance's index update, for the last notification. */
+  lastLagMs: number | undefined;
 
   constructor(private readonly db: Db, private readonly index: TokenIndex, private readonly logger: Logger) {}
 
@@ -108,7 +112,10 @@ export class TokenChangeFeed {
     const ids = msg.ids.filter((i): i is string => typeof i === 'string');
     if (ids.length === 0) return;
     this.received += 1;
-    void this.refresh(ids);
+    const at = typeof msg.at === 'number' ? msg.at : undefined;
+    void this.refresh(ids).then(() => {
+      if (at !== undefined) this.lastLagMs = Math.max(0, Date.now() - at);
+    });
   }
 
   private async refresh(ids: string[]): Promise<void> {
