@@ -14,7 +14,6 @@ import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import { createCheckPipeline, type CheckFn } from './pipeline/check';
-import type { DenyCode } from './pipeline/codes';
 import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
 import type { RateLimiter } from './ratelimit/types';
@@ -115,6 +114,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     logger,
     sensitiveDebug: cfg.log.sensitiveDebug,
     observe: (o) => {
+      metrics.count(o);
       audit.observe(o);
       // `use_count` counts allowed requests only, like the audit trail's token.used.
       if (o.decision === 'allow' && o.identity?.source === 'service_token') usage.record(o.identity.tokenId, Date.now());
@@ -125,8 +125,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const timedCheck: CheckFn = async (req) => {
     const started = process.hrtime.bigint();
     const res = await traced(req);
-    // A deny's CheckResponse.status.message is its code (see respond.ts).
-    metrics.observe(res.ok_response ? { decision: 'allow' } : { decision: 'deny', code: res.status.message as DenyCode }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.checkDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return res;
   };
   metrics.bind({

@@ -77,8 +77,8 @@ export class Metrics {
     }
   }
 
-  observe(o: Pick<Outcome, 'decision' | 'code'>, seconds: number): void {
+  /** The pipeline's outcome hook: one count per decision. */
+  count(o: Pick<Outcome, 'decision' | 'code'>): void {
     this.checks.inc({ decision: o.decision, code: o.code ?? 'ok' });
-    this.checkDuration.observe(seconds);
   }
 }

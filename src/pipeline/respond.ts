@@ -37,8 +37,6 @@ function struct(values: Record<string, string | boolean>): StructObject {
 
 const sorted = (s: ReadonlySet<string>): string => [...s].sort().join(',');
 
-const IDENTITY_FIELDS = new Set(['authenticated', 'subject', 'identity_type', 'token_id', 'scopes', 'workspaces']);
-
 export function identityFields(id: Identity): Record<string, string> {
   if (!id.authenticated) return { authenticated: 'false', identity_type: 'anonymous' };
   return {
@@ -80,6 +78,17 @@ function share(res: CheckResponseObject): CheckResponseObject {
 
 const headerName = (field: string): string => `${IDENTITY_PREFIX}${field.replace(/_/g, '-')}`;
 
+/** The headers an allow for this identity sets (and so overwrites), derived from `identityFields`. */
+const written = new WeakMap<Identity, ReadonlySet<string>>();
+function writtenHeaders(identity: Identity): ReadonlySet<string> {
+  let names = written.get(identity);
+  if (!names) {
+    names = new Set(Object.keys(identityFields(identity)).map(headerName));
+    written.set(identity, names);
+  }
+  return names;
+}
+
 function buildAllow(identity: Identity, remove: string[], queryParam: string | undefined): CheckResponseObject {
   const fields = identityFields(identity);
   const meta: Record<string, string | boolean> = { ...fields, authenticated: identity.authenticated };
@@ -101,10 +110,7 @@ function buildAllow(identity: Identity, remove: string[], queryParam: string | u
 export function allowResponse(input: CheckInput, identity: Identity, credential: Credential | undefined): CheckResponseObject {
   let remove: string[] | undefined;
   for (const name of input.headers.keys()) {
-    if (!name.startsWith(IDENTITY_PREFIX)) continue;
-    const field = name.slice(IDENTITY_PREFIX.length).replace(/-/g, '_');
-    const overwritten = identity.authenticated ? IDENTITY_FIELDS.has(field) : field === 'authenticated' || field === 'identity_type';
-    if (!overwritten) (remove ??= []).push(name);
+    if (name.startsWith(IDENTITY_PREFIX) && !writtenHeaders(identity).has(name)) (remove ??= []).push(name);
   }
   if (remove || credential?.queryParam) return buildAllow(identity, remove ?? [], credential?.queryParam);
   let res = allowByIdentity.get(identity);
