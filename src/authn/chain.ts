@@ -1,5 +1,5 @@
 import { AuthError } from '../pipeline/codes';
-import type { Authenticator, AuthnResult } from './types';
+import type { Authenticator, AuthnOptions, AuthnResult } from './types';
 
 /**
  * Tries identity kinds in the contract's order (bootstrap → service token → JWT). The first kind
@@ -9,9 +9,9 @@ import type { Authenticator, AuthnResult } from './types';
 export function createAuthenticatorChain(kinds: readonly Authenticator[]): Authenticator {
   return {
     name: 'chain',
-    async authenticate(token: string, nowMs: number): Promise<AuthnResult> {
+    async authenticate(token: string, nowMs: number, opts?: AuthnOptions): Promise<AuthnResult> {
       for (const k of kinds) {
-        const r = await k.authenticate(token, nowMs);
+        const r = await k.authenticate(token, nowMs, opts);
         if (r.kind !== 'skip') return r;
       }
       return { kind: 'rejected', error: new AuthError('auth.invalid_token') };

@@ -41,8 +41,16 @@ export type AuthnResult =
   | { readonly kind: 'skip' }
   | { readonly kind: 'rejected'; readonly error: AuthError; readonly identityKey?: string | undefined };
 
+export interface AuthnOptions {
+  /**
+   * Answer from what is already in memory: no network round trip (no JWKS refetch). Public routes
+   * use it, so an anonymous caller can never make the service wait on a key provider.
+   */
+  readonly offline?: boolean | undefined;
+}
+
 /** One identity kind (bootstrap token, service token, JWT). Must never throw for bad input. */
 export interface Authenticator {
   readonly name: string;
-  authenticate(token: string, nowMs: number): AuthnResult | Promise<AuthnResult>;
+  authenticate(token: string, nowMs: number, opts?: AuthnOptions): AuthnResult | Promise<AuthnResult>;
 }

@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
-import { addr, bool, instant, int, list, num, oneOf, Problems, raw, str, url, type Env } from './parse';
+import { addr, bool, cidrs, instant, int, list, num, oneOf, Problems, raw, str, url, type Env } from './parse';
 import type { AuthMode, Config, JwtConfig, TlsFiles } from './types';
 
 export class ConfigError extends Error {
@@ -69,6 +69,8 @@ function jwt(env: Env, p: Problems): JwtConfig {
     jwksCacheTtlSeconds: int(env, 'ORCHEO_AUTH_JWKS_CACHE_TTL', p, 300, 1, 86400 * 7),
     jwksTimeoutSeconds: num(env, 'ORCHEO_AUTH_JWKS_TIMEOUT', p, 5, 0, 120),
     leewaySeconds: int(env, 'ORCHEO_AUTH_JWT_LEEWAY', p, 30, 0, 3600),
+    requireExp: bool(env, 'ORCHEO_AUTH_JWT_REQUIRE_EXP', p, true),
+    wildcardWorkspace: bool(env, 'ORCHEO_AUTH_JWT_WILDCARD_WORKSPACE', p, false),
   };
   secret(cfg, 'secret', s);
   return Object.freeze(cfg);
@@ -108,6 +110,7 @@ export function loadConfig(env: Env = process.env): Config {
       xffTrustedHops: int(env, 'ORCHEO_AUTH_XFF_TRUSTED_HOPS', p, 0, 0, 32),
       keyPrefix: str(env, 'ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX', p, 200) ?? 'orcheo-authz:rl:',
     }),
+    trustedProxies: cidrs(env, 'ORCHEO_AUTH_TRUSTED_PROXIES', p),
     log: Object.freeze({
       level: (oneOf(env, 'LOG_LEVEL', p, LOG_LEVELS) ?? 'info').replace('warning', 'warn'),
       sensitiveDebug: bool(env, 'LOG_SENSITIVE_DEBUG', p, false),

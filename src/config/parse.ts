@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * Small typed readers for environment values. Each returns a value or records a problem naming the
  * variable; none of them throws, so `loadConfig` can report every problem at once.
@@ -83,6 +85,25 @@ export function oneOf<T extends string>(env: Env, name: string, p: Problems, all
 export function list(value: string | undefined): string[] {
   if (value === undefined) return [];
   return [...new Set(value.split(/[\s,]+/).filter((s) => s.length > 0))];
+}
+
+/**
+ * Comma list of CIDRs (`10.0.0.0/8`, `::1/128`) or bare addresses (a /32 or /128). Returned in
+ * canonical `address/prefix` form, frozen; an entry that is not one is a problem naming it.
+ */
+export function cidrs(env: Env, name: string, p: Problems): readonly string[] {
+  const out: string[] = [];
+  for (const entry of list(raw(env, name))) {
+    const m = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(entry);
+    const family = m ? isIP(m[1]!) : 0;
+    const prefix = m?.[2] === undefined ? (family === 6 ? 128 : 32) : Number(m[2]);
+    if (!m || family === 0 || prefix > (family === 6 ? 128 : 32)) {
+      p.add(name, `expected a comma list of CIDRs such as 10.0.0.0/8 or ::1/128, got ${JSON.stringify(entry.slice(0, 60))}`);
+      continue;
+    }
+    out.push(`${m[1]}/${prefix}`);
+  }
+  return Object.freeze(out);
 }
 
 export interface HostPort {

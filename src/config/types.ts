@@ -27,6 +27,10 @@ export interface JwtConfig {
   readonly jwksCacheTtlSeconds: number;
   readonly jwksTimeoutSeconds: number;
   readonly leewaySeconds: number;
+  /** A JWT without `exp` is refused (default true). */
+  readonly requireExp: boolean;
+  /** A `*` in a JWT's workspace claims grants every workspace (default false: dropped). */
+  readonly wildcardWorkspace: boolean;
 }
 
 export interface RateLimitConfig {
@@ -55,5 +59,10 @@ export interface Config {
   readonly bootstrap?: BootstrapConfig | undefined;
   readonly jwt: JwtConfig;
   readonly rateLimit: RateLimitConfig;
+  /**
+   * CIDRs of proxies whose `x-forwarded-for` the HTTP side (admin API, HTTP authorization
+   * interface) believes; from any other TCP peer the header is ignored. Empty by default.
+   */
+  readonly trustedProxies: readonly string[];
   readonly log: { readonly level: string; readonly sensitiveDebug: boolean };
 }

@@ -16,12 +16,14 @@ export type DenyCode =
   | 'auth.workspace_forbidden'
   | 'auth.rate_limited.ip'
   | 'auth.rate_limited.identity'
+  | 'auth.invalid_request'
   | 'auth.key_unavailable'
   | 'auth.backend_unavailable';
 
 /** gRPC status codes placed in CheckResponse.status. */
 export const GrpcCode = {
   OK: 0,
+  INVALID_ARGUMENT: 3,
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   UNAVAILABLE: 14,
@@ -29,7 +31,7 @@ export const GrpcCode = {
 } as const;
 
 interface CodeInfo {
-  readonly httpStatus: 401 | 403 | 429 | 503;
+  readonly httpStatus: 400 | 401 | 403 | 429 | 503;
   readonly grpcStatus: number;
   /** Default message; specific errors may carry a more precise one. Never contains a secret. */
   readonly message: string;
@@ -48,6 +50,7 @@ export const DENY_CODES: Readonly<Record<DenyCode, CodeInfo>> = Object.freeze({
   'auth.workspace_forbidden': { httpStatus: 403, grpcStatus: GrpcCode.PERMISSION_DENIED, message: 'Workspace access denied' },
   'auth.rate_limited.ip': { httpStatus: 429, grpcStatus: GrpcCode.RESOURCE_EXHAUSTED, message: 'Too many authentication attempts' },
   'auth.rate_limited.identity': { httpStatus: 429, grpcStatus: GrpcCode.RESOURCE_EXHAUSTED, message: 'Too many authentication attempts for this identity' },
+  'auth.invalid_request': { httpStatus: 400, grpcStatus: GrpcCode.INVALID_ARGUMENT, message: 'Request path cannot be read unambiguously' },
   'auth.key_unavailable': { httpStatus: 503, grpcStatus: GrpcCode.UNAVAILABLE, message: 'Signing keys are temporarily unavailable' },
   'auth.backend_unavailable': { httpStatus: 503, grpcStatus: GrpcCode.UNAVAILABLE, message: 'Authentication backend is temporarily unavailable' },
 });
