@@ -1,17 +1,33 @@
 /**
  * The baseline the bench divides by: a bare @grpc/grpc-js server with the service's own proto
- * definitions and channel options, whose Check answers OK without looking at the request. Whatever
- * the real service costs beyond this is the price of its decision (and of its own plumbing).
+ * definitions and channel options, whose Check answers without deciding anything.
+ *
+ * With BENCH_BASELINE_REPLIES (a JSON file written by run.ts) it answers each request with the very
+ * bytes the service answered for the same request (chosen by the `authorization` header), already
+ * encoded, as the service's encode-once cache does: the ratio then prices exactly our decision and
+ * our plumbing, not the size of the answer. Without it, it answers an empty OK (the old baseline,
+ * ~10 bytes instead of ~400, which made every path look twice as slow as it is).
  *
  * Run as a child process by run.ts: `node dist/test/bench/baseline-server.js`; it prints
  * `{"baseline":"ready","port":N}` on stdout and exits on SIGTERM.
  */
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AUTHZ_V3, loadPackageDefinition } from '../../src/grpc/descriptors';
 
-const OK = { status: { code: 0, message: '' }, ok_response: { headers: [], headers_to_remove: [], query_parameters_to_remove: [] } };
+const EMPTY_OK = { status: { code: 0, message: '' }, ok_response: { headers: [], headers_to_remove: [], query_parameters_to_remove: [] } };
 
-export async function startBaseline(port = 0): Promise<{ port: number; server: grpc.Server }> {
+/** authorization header value ('' when absent) → the service's encoded reply to that request. */
+export interface BaselineReplies {
+  readonly byAuthorization: Record<string, string>;
+  readonly fallback: string;
+}
+
+interface Request {
+  attributes?: { request?: { http?: { headers?: Record<string, string> } } };
+}
+
+export async function startBaseline(port = 0, replies?: BaselineReplies): Promise<{ port: number; server: grpc.Server }> {
   const pkg = loadPackageDefinition();
   // Same options as src/grpc/server.ts, so only the handler differs.
   const server = new grpc.Server({
@@ -19,8 +35,19 @@ export async function startBaseline(port = 0): Promise<{ port: number; server: g
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  const handler: grpc.handleUnaryCall<unknown, typeof OK> = (_call, callback) => callback(null, OK);
-  server.addService(pkg[AUTHZ_V3] as unknown as grpc.ServiceDefinition, { Check: handler });
+  const def = pkg[AUTHZ_V3] as unknown as grpc.ServiceDefinition;
+  if (!replies) {
+    server.addService(def, { Check: ((_call, callback) => callback(null, EMPTY_OK)) as grpc.handleUnaryCall<unknown, unknown> });
+  } else {
+    const bytes = new Map(Object.entries(replies.byAuthorization).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    const fallback = Buffer.from(replies.fallback, 'base64');
+    // The handler hands the encoded reply straight to the serializer, which passes it through.
+    const check = def['Check']!;
+    const service = { ...def, Check: { ...check, responseSerialize: (b: Buffer) => b } } as grpc.ServiceDefinition;
+    const handler: grpc.handleUnaryCall<Request, Buffer> = (call, callback) =>
+      callback(null, bytes.get(call.request?.attributes?.request?.http?.headers?.['authorization'] ?? '') ?? fallback);
+    server.addService(service, { Check: handler as grpc.handleUnaryCall<unknown, unknown> });
+  }
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -28,7 +55,9 @@ export async function startBaseline(port = 0): Promise<{ port: number; server: g
 }
 
 if (require.main === module && !process.env['NODE_TEST_CONTEXT']) {
-  startBaseline().then(
+  const file = process.env['BENCH_BASELINE_REPLIES'];
+  const replies = file ? (JSON.parse(readFileSync(file, 'utf8')) as BaselineReplies) : undefined;
+  startBaseline(0, replies).then(
     ({ port, server }) => {
       process.stdout.write(`${JSON.stringify({ baseline: 'ready', port })}\n`);
       // Nothing to drain: calls are answered synchronously.

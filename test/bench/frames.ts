@@ -58,6 +58,8 @@ export interface RawCallResult {
   readonly httpStatus: number;
   readonly grpcStatus: string | undefined;
   readonly response: CheckResult | undefined;
+  /** The encoded CheckResponse message (without the 5-byte gRPC prefix), for the same-reply baseline. */
+  readonly bytes: Buffer;
 }
 
 /** Sends one frame over a fresh HTTP/2 connection exactly as h2load does, and decodes the reply. */
@@ -88,8 +90,9 @@ export function rawCheck(port: number, frame: Buffer, timeoutMs = 5000): Promise
       clearTimeout(timer);
       session.close();
       const body = Buffer.concat(chunks);
-      const response = body.length >= 5 ? checkMethod().responseDeserialize(body.subarray(5, 5 + body.readUInt32BE(1))) : undefined;
-      resolve({ httpStatus, grpcStatus, response });
+      const bytes = body.length >= 5 ? body.subarray(5, 5 + body.readUInt32BE(1)) : Buffer.alloc(0);
+      const response = body.length >= 5 ? checkMethod().responseDeserialize(bytes) : undefined;
+      resolve({ httpStatus, grpcStatus, response, bytes });
     });
     req.end(frame);
   });

@@ -99,7 +99,8 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     return p;
   };
   const svc = checkFrame(f.serviceToken);
-  const jwt = checkFrame(signHs256(JWT_SECRET, jwtPayload('bench-user', 'bench-jti')));
+  const jwtToken = signHs256(JWT_SECRET, jwtPayload('bench-user', 'bench-jti'));
+  const jwt = checkFrame(jwtToken);
   const deny = checkFrame(undefined);
   const unique = Array.from({ length: JWT_TOKENS }, (_, i) => checkFrame(signHs256(JWT_SECRET, jwtPayload(`user-${i}`, `jti-${i}`)), i));
   const files = { svc: write('service.bin', svc), jwt: write('jwt.bin', jwt), unique: write('jwt-unique.bin', ...unique), deny: write('deny.bin', deny) };
@@ -112,12 +113,22 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     procs.add(proc);
     return proc;
   };
-  // All three run at once on the server core; only the one under load uses it.
-  const base = await up(startBaselineProcess(f.dir));
+  // All run at once on the server core; only the one under load uses it.
   const service = await up(startService(f.baseEnv, f.dir, 'service', CPU_PROF));
   const limited = await up(startService({ ...f.baseEnv, ...f.limitsEnv }, f.dir, 'limits', CPU_PROF));
   const backend = await limiterBackend(limited.httpPort!);
   if (backend !== (f.redis ? 'redis' : 'memory')) throw new Error(`limits run: limiter backend is ${backend}, expected ${f.redis ? 'redis' : 'memory'}`);
+
+  // The baseline answers every request with the bytes the service answered for it: a ratio then
+  // prices the decision, not the answer's size (see baseline-server.ts).
+  const uniqueProbe = checkFrame(signHs256(JWT_SECRET, jwtPayload('probe-user', 'probe-jti')));
+  const byAuthorization: Record<string, string> = {};
+  for (const [auth, frame] of [[`Bearer ${f.serviceToken}`, svc], [`Bearer ${jwtToken}`, jwt], ['', deny]] as const) {
+    byAuthorization[auth] = (await rawCheck(service.grpcPort, frame)).bytes.toString('base64');
+  }
+  const repliesFile = write('baseline-replies.json', Buffer.from(JSON.stringify({ byAuthorization, fallback: (await rawCheck(service.grpcPort, uniqueProbe)).bytes.toString('base64') })));
+  const base = await up(startBaselineProcess(f.dir, 'baseline', repliesFile));
+  const emptyBase = await up(startBaselineProcess(f.dir, 'baseline-empty'));
 
   const allow = (subject: string): Expectation => ({ kind: 'allow', subject });
   const nodeBase = USE_H2LOAD ? 'baseline (node gen)' : 'baseline';
@@ -129,10 +140,12 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     { ...b, name: 'baseline (JWT bytes)', proc: base, frames: files.jwt, probe: jwt, baseline: 'baseline (JWT bytes)' },
     { ...b, name: 'baseline (deny bytes)', proc: base, frames: files.deny, probe: deny, baseline: 'baseline (deny bytes)' },
     ...(USE_H2LOAD ? [{ ...b, name: nodeBase, proc: base, frames: files.unique, many: true, probe: svc, baseline: nodeBase }] : []),
+    // The old baseline (an empty OK): how much of the gap the answer's size alone explains.
+    { ...b, name: 'bare empty OK (old baseline)', proc: emptyBase, frames: files.svc, probe: svc, baseline: 'baseline' },
     { name: 'service token allow', proc: service, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: { throughputRatio: 0.9, p99us: 500 }, baseline: 'baseline' },
     { name: 'JWT allow, cached', proc: service, frames: files.jwt, expect: allow('bench-user'), probe: jwt, counter: 'allow/ok', targets: { throughputRatio: 0.85, p99us: 500 }, baseline: 'baseline (JWT bytes)' },
     // The probe token is not among the timed ones; those stay uncached (more than the cache holds, sent in order).
-    { name: 'JWT allow, unique', proc: service, frames: files.unique, many: true, expect: allow('probe-user'), probe: checkFrame(signHs256(JWT_SECRET, jwtPayload('probe-user', 'probe-jti'))), counter: 'allow/ok', targets: {}, baseline: nodeBase },
+    { name: 'JWT allow, unique', proc: service, frames: files.unique, many: true, expect: allow('probe-user'), probe: uniqueProbe, counter: 'allow/ok', targets: {}, baseline: nodeBase },
     { name: 'deny (no token)', proc: service, frames: files.deny, expect: { kind: 'deny', status: 401, code: 'auth.missing_token' }, probe: deny, counter: 'deny/auth.missing_token', targets: { throughputRatio: 0.85 }, baseline: 'baseline (deny bytes)' },
     { name: `limits on (${backend})`, proc: limited, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: { throughputRatio: 0.75, p99us: 500 }, baseline: 'baseline' },
   ];
@@ -152,7 +165,7 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
       process.stderr.write(`  [${i}/${REPEATS}] ${s.name}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerCall.toFixed(1)} us CPU/call, p50 ${Math.round(r.p50us)} us, p99 ${Math.round(r.p99us)} us (${r.generator})\n`);
     }
   }
-  for (const p of [base, service, limited]) {
+  for (const p of [base, emptyBase, service, limited]) {
     await p.stop();
     procs.delete(p);
   }

@@ -99,8 +99,10 @@ export function startService(env: Record<string, string>, logDir: string, name: 
   });
 }
 
-export function startBaselineProcess(logDir: string): Promise<Proc> {
-  return launch('baseline server', [BASELINE_JS], baseEnv(logDir), join(logDir, 'baseline.log'), (log) => {
+/** The bare server; with `repliesFile` it answers with the service's own encoded replies (baseline-server.ts). */
+export function startBaselineProcess(logDir: string, name = 'baseline', repliesFile?: string): Promise<Proc> {
+  const env = baseEnv(logDir, repliesFile ? { BENCH_BASELINE_REPLIES: repliesFile } : {});
+  return launch(`${name} server`, [BASELINE_JS], env, join(logDir, `${name}.log`), (log) => {
     const m = /\{"baseline":"ready","port":(\d+)\}/.exec(log);
     return m ? { grpc: Number(m[1]) } : undefined;
   });
