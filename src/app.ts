@@ -14,6 +14,8 @@ import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import { createCheckPipeline, type CheckFn } from './pipeline/check';
+import { withKeyNamespace } from './pipeline/identity-key';
+import { describeLimits, describeMode, resolveMode } from './pipeline/mode';
 import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
 import type { RateLimiter } from './ratelimit/types';
@@ -24,6 +26,9 @@ import { TokenIndex } from './store/token-index';
 import { UsageRecorder } from './store/usage';
 import { AuditRecorder } from './store/audit';
 import { TokenChangeFeed } from './store/notify';
+
+/** How often start checks whether the background sync has loaded the index (health flips then). */
+const LOAD_WATCH_MS = 100;
 
 export interface App {
   readonly grpcPort: number;
@@ -78,16 +83,16 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   if (cfg.bootstrap) {
     logger.warn('a bootstrap service token is configured: create persistent tokens, then remove ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN');
     audit.count('bootstrap.configured', 'bootstrap');
-    kinds.push(
+    kinds.push(withKeyNamespace('bootstrap',
       createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
         logger.warn({ accepted: ok }, 'bootstrap token used');
         audit.count(ok ? 'bootstrap.used' : 'bootstrap.rejected', 'bootstrap');
       }),
-    );
+    ));
   }
-  kinds.push(createServiceTokenAuthenticator(index));
+  kinds.push(withKeyNamespace('service_token', createServiceTokenAuthenticator(index)));
   const jwt: JwtAuthenticator | undefined = createJwtAuthenticator({ ...cfg.jwt, secret: cfg.jwt.secret }, { logger });
-  if (jwt) kinds.push(jwt);
+  if (jwt) kinds.push(withKeyNamespace('jwt', jwt));
 
   const limitsOn = cfg.rateLimit.ip > 0 || cfg.rateLimit.identity > 0;
   const limiter: RateLimiter | undefined = limitsOn
@@ -104,7 +109,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     : undefined;
 
   const staticSources = hasStaticCredentialSource(cfg);
-  const mode = (): AuthMode => cfg.mode ?? (staticSources || index.size > 0 ? 'required' : 'optional');
+  const mode = (): AuthMode => resolveMode(cfg.mode, { staticSources, loaded: index.isLoaded, tokens: index.size });
   const check = createCheckPipeline({
     mode,
     authenticator: createAuthenticatorChain(kinds),
@@ -137,6 +142,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
 
   let grpcServer: GrpcServer | undefined;
   let draining = false;
+  let loadWatch: NodeJS.Timeout | undefined;
   const app: App = {
     get grpcPort() {
       return grpcServer?.port ?? 0;
@@ -153,6 +159,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     async stop(graceMs = 5000) {
       if (draining) return;
       draining = true;
+      if (loadWatch) clearInterval(loadWatch);
       await grpcServer?.shutdown(graceMs);
       await http.close();
       policy.close();
@@ -178,7 +185,26 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   });
   (app as { httpPort: number }).httpPort = http.port;
   if (jwt) void jwt.ready();
-  grpcServer.setServing(true);
-  logger.info({ grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, mode: mode(), store: db.kind, policy: policy.policy.origin, tokens: index.size }, 'orcheo-authz serving');
+  // Health says SERVING only once the index has loaded: before that "unknown token" means nothing,
+  // and an unset mode enforces. A later store outage keeps it SERVING (cached tokens still decide).
+  const markServing = () => {
+    if (!draining) grpcServer?.setServing(true);
+  };
+  if (index.isLoaded) markServing();
+  else {
+    loadWatch = setInterval(() => {
+      if (!index.isLoaded) return;
+      clearInterval(loadWatch);
+      loadWatch = undefined;
+      markServing();
+      logger.info({ mode: mode(), tokens: index.size }, 'token index loaded; serving');
+    }, LOAD_WATCH_MS);
+    loadWatch.unref();
+  }
+  const why = describeMode(cfg.mode, { staticSources, loaded: index.isLoaded, tokens: index.size });
+  logger.info(
+    { grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, mode: mode(), mode_reason: why, rate_limits: describeLimits(cfg.rateLimit), store: db.kind, policy: policy.policy.origin, tokens: index.size, serving: index.isLoaded },
+    `orcheo-authz listening on grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}; mode ${mode()}: ${why}; ${describeLimits(cfg.rateLimit)}`,
+  );
   return app;
 }

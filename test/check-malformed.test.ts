@@ -64,10 +64,14 @@ describe('malformed CheckRequests never crash the service', () => {
       new Promise<{ err: { code?: number } | null; res?: Buffer }>((resolve) => {
         client.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (b: Buffer) => b, (b: Buffer) => b, bytes, (err, res) => resolve({ err, res }));
       });
+    const answers: string[] = [];
     for (const bytes of [Buffer.from([0xff, 0xff, 0xff]), Buffer.from('not a protobuf at all'), Buffer.alloc(0)]) {
       const { err, res } = await call(bytes);
-      assert.ok(err || res, 'some answer');
+      answers.push(err ? `error ${grpc.status[err.code ?? -1]}` : `response ${res?.length ? 'bytes' : 'empty'}`);
     }
+    // Undecodable bytes are a gRPC error (never UNAVAILABLE, never a hang); an empty message is a
+    // valid, empty CheckRequest, answered with a deny.
+    assert.deepEqual(answers, ['error INTERNAL', 'error INTERNAL', 'response bytes']);
     client.close();
     assert.equal(deniedStatus(await req.client.check({})), 401, 'still serving');
   });

@@ -71,10 +71,17 @@ describe('rate limiting through Check', async () => {
     }
   });
 
-  test('limits off: allowed requests pass and nothing is counted', async () => {
-    await withApps(1, { ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'b'.repeat(24) }, async ([t]) => {
-      for (let i = 0; i < 20; i++) assert.equal(deniedStatus(await t!.client.check({ headers: { authorization: 'Bearer bad' } })), 401);
-      assert.equal(okHeaders(await t!.client.check({ headers: { authorization: `Bearer ${'b'.repeat(24)}` } }))['x-orcheo-subject'], 'bootstrap');
-    });
+  test('limits off: allowed requests pass and nothing is counted', { skip: !redis && REDIS_SKIP }, async () => {
+    // Redis configured but no limit set: a window written there would be "counted".
+    const prefix = testPrefix('check-off');
+    try {
+      await withApps(1, { ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'b'.repeat(24), ORCHEO_AUTH_REDIS_URL: SHARED_REDIS_URL, ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix }, async ([t]) => {
+        for (let i = 0; i < 20; i++) assert.equal(deniedStatus(await t!.client.check({ headers: { authorization: 'Bearer bad' } })), 401);
+        assert.equal(okHeaders(await t!.client.check({ headers: { authorization: `Bearer ${'b'.repeat(24)}` } }))['x-orcheo-subject'], 'bootstrap');
+        assert.ok(t!.logs.some((l) => l.includes('rate limits off')), 'the start line says limits are off');
+      });
+    } finally {
+      assert.equal(await deleteKeysMatching(SHARED_REDIS_URL, `${prefix}*`), 0, 'no window was written');
+    }
   });
 });

@@ -34,3 +34,27 @@ test('tracing is off (and Check unwrapped) without an SDK; with one, Check spans
     await t.stop();
   }
 });
+
+test('traceparent is read from header_map too (Envoy encode_raw_headers)', async () => {
+  const exporter = new InMemorySpanExporter();
+  trace.disable();
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT }, 'auto');
+  try {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const raw = (headers: Array<{ key: string; raw_value: Buffer }>) => ({
+      attributes: { request: { http: { method: 'GET', path: '/api/workflows', header_map: { headers } } } },
+    });
+    const res = await t.client.raw(raw([
+      { key: 'authorization', raw_value: Buffer.from(`Bearer ${BOOT}`) },
+      { key: 'traceparent', raw_value: Buffer.from(`00-${traceId}-b7ad6b7169203331-01`) },
+    ]));
+    assert.ok(res.ok_response);
+    const spans = exporter.getFinishedSpans().filter((s) => s.name.endsWith('Authorization/Check'));
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0]!.spanContext().traceId, traceId, 'continues the trace named in header_map');
+  } finally {
+    await t.stop();
+  }
+});

@@ -16,8 +16,4 @@ export function authorize(identity: Identity, req: Requirement): AuthError | und
   return undefined;
 }
 
-/** The per-identity rate-limit key: a service token's id, a JWT's subject, `bootstrap`. */
-export function identityKey(identity: Identity): string | undefined {
-  if (!identity.authenticated) return undefined;
-  return identity.source === 'jwt' ? identity.subject : identity.tokenId;
-}
+export { identityKey } from './identity-key';

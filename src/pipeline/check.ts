@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ANONYMOUS, type Authenticator, type Identity } from '../authn/types';
+import { ANONYMOUS, type Authenticator, type AuthnOptions, type Identity } from '../authn/types';
 import { applyContextExtensions, evaluatePolicy, type Policy, type Requirement } from '../authz/policy';
 import type { AuthMode } from '../config/types';
 import { LimiterUnavailableError, type LimitQuery, type RateLimiter } from '../ratelimit/types';
@@ -37,6 +37,19 @@ interface Verdict {
   error?: AuthError | undefined;
   /** Whose failure this is, for the per-identity limit. */
   key?: string | undefined;
+  /** A 503 for a token the store could not look up: still a failed attempt for its IP. */
+  unknownDuringOutage?: boolean | undefined;
+}
+
+const looksLikeJwt = (t: string): boolean => t.split('.').length === 3;
+
+/**
+ * While the token index is stale, the service-token kind answers an unknown non-JWT token with 503
+ * (it may exist on another replica). Counting those against the IP keeps guessing throttled exactly
+ * when known tokens still work. JWT-shaped 503s (key provider down) are not the caller's doing.
+ */
+function storeCouldNotTell(token: string, err: AuthError, key: string | undefined): boolean {
+  return err.code === 'auth.backend_unavailable' && key === undefined && !looksLikeJwt(token);
 }
 
 const LIMITER_RETRY_AFTER = 5;
@@ -53,10 +66,10 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
   // token — so they skip the redaction pass, which cost ~16 µs of a ~20 µs log line.
   const decisions = logger.child({}, { redact: { paths: [] } });
 
-  async function identify(token: string): Promise<Verdict> {
-    const r = await deps.authenticator.authenticate(token, now());
+  async function identify(token: string, opts?: AuthnOptions): Promise<Verdict> {
+    const r = await deps.authenticator.authenticate(token, now(), opts);
     if (r.kind === 'identified') return { identity: r.identity };
-    if (r.kind === 'rejected') return { error: r.error, key: r.identityKey };
+    if (r.kind === 'rejected') return { error: r.error, key: r.identityKey, unknownDuringOutage: storeCouldNotTell(token, r.error, r.identityKey) };
     return { error: new AuthError('auth.invalid_token') };
   }
 
@@ -66,7 +79,8 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
     const status = v.error?.httpStatus;
     const queries: LimitQuery[] = [];
     const clientIp = resolveClientIp(input.sourceAddress, input.headers.get('x-forwarded-for'), deps.limits.xffTrustedHops);
-    if (ip > 0) queries.push({ key: `ip:${clientIp}`, limit: ip, failed: status === 401 });
+    if (ip > 0) queries.push({ key: `ip:${clientIp}`, limit: ip, failed: status === 401 || v.unknownDuringOutage === true });
+    // `v.key` is already namespaced by kind (see identity-key.ts).
     if (identity > 0 && v.key !== undefined) queries.push({ key: `id:${v.key}`, limit: identity, failed: status === 401 || status === 403 });
     if (queries.length === 0) return undefined;
     let verdicts;
@@ -109,7 +123,8 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
 
     if (routeMode === 'public') {
       // Valid credentials still yield identity headers; invalid ones are ignored, never counted.
-      const who = cred ? await identify(cred.token) : {};
+      // Offline: an anonymous caller must never make a public route wait on a JWKS refetch.
+      const who = cred ? await identify(cred.token, { offline: true }) : {};
       return allow(who.identity ?? ANONYMOUS, cred, req.matched);
     }
 
@@ -135,24 +150,41 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
     return allow(v.identity ?? ANONYMOUS, cred, req.matched);
   }
 
-  return async function check(raw) {
-    let input: CheckInput | undefined;
+  const errorFields = (err: unknown) => (err instanceof Error ? { type: err.name, message: err.message, stack: deps.sensitiveDebug ? err.stack : undefined } : String(err));
+
+  /** Observers (metrics, audit, logs) run after the decision and can never change or fail it. */
+  function observe(outcome: Outcome, input: CheckInput | undefined): void {
     try {
-      input = toCheckInput(raw);
-      const { response, outcome } = await decide(input);
       deps.observe?.(outcome);
+    } catch (err) {
+      logger.error({ err: errorFields(err) }, 'check observer failed; decision unchanged');
+    }
+    if (!input) return;
+    try {
       if (outcome.decision === 'deny') {
         decisions.info({ code: outcome.code, method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject }, 'request denied');
       } else if (decisions.isLevelEnabled('debug')) {
         decisions.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type }, 'request allowed');
       }
-      return response;
+    } catch {
+      // A logger that throws must not turn a decision into an error either.
+    }
+  }
+
+  return async function check(raw) {
+    let input: CheckInput | undefined;
+    let decided: { response: CheckResponseObject; outcome: Outcome };
+    try {
+      input = toCheckInput(raw);
+      decided = await decide(input);
     } catch (err) {
       // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
-      logger.error({ err: err instanceof Error ? { type: err.name, message: err.message, stack: deps.sensitiveDebug ? err.stack : undefined } : String(err), path: input?.path }, 'check failed; denying');
+      logger.error({ err: errorFields(err), path: input?.path }, 'check failed; denying');
       const error = new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER });
-      deps.observe?.({ decision: 'deny', code: error.code });
-      return denyResponse(error, false);
+      decided = { response: denyResponse(error, false), outcome: { decision: 'deny', code: error.code } };
+      input = undefined;
     }
+    observe(decided.outcome, input);
+    return decided.response;
   };
 }

@@ -13,17 +13,31 @@ export interface Credential {
 
 const BEARER = /^bearer(?:\s+(.*))?$/is;
 
-function fromQuery(query: string): Credential | undefined {
-  if (!query) return undefined;
-  let params: URLSearchParams;
+const QUERY_NAMES = ['access_token', 'token'] as const;
+
+function decodeValue(raw: string): string | undefined {
   try {
-    params = new URLSearchParams(query);
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
   } catch {
     return undefined;
   }
-  for (const name of ['access_token', 'token'] as const) {
-    const v = params.get(name);
-    if (v) return { token: v, via: 'query', queryParam: name };
+}
+
+/**
+ * Only the literal names count: Envoy removes query parameters by their raw name, so a
+ * percent-encoded name (`access%5Ftoken`) would authenticate yet reach the upstream URL. The first
+ * non-empty value of the first name in precedence order wins, as `URLSearchParams.get` did.
+ */
+function fromQuery(query: string): Credential | undefined {
+  if (!query) return undefined;
+  const pairs = query.split('&');
+  for (const name of QUERY_NAMES) {
+    for (const pair of pairs) {
+      const eq = pair.indexOf('=');
+      if ((eq < 0 ? pair : pair.slice(0, eq)) !== name || eq < 0) continue;
+      const v = decodeValue(pair.slice(eq + 1));
+      if (v) return { token: v, via: 'query', queryParam: name };
+    }
   }
   return undefined;
 }

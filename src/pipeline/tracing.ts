@@ -9,6 +9,27 @@ const getter: TextMapGetter<Headers> = {
   get: (c, k) => c[k],
 };
 
+const TRACE_HEADERS = new Set(['traceparent', 'tracestate', 'baggage']);
+
+/**
+ * The W3C trace headers, from `headers` or, with Envoy's `encode_raw_headers`, from `header_map`
+ * (values possibly raw bytes). Only these few names are read: no other header is copied.
+ */
+function traceHeaders(req: RawCheckRequest | null | undefined): Headers {
+  const http = req?.attributes?.request?.http;
+  const out: Headers = {};
+  for (const [k, v] of Object.entries(http?.headers ?? {})) {
+    const name = k.toLowerCase();
+    if (TRACE_HEADERS.has(name)) out[name] = String(v);
+  }
+  for (const h of http?.header_map?.headers ?? []) {
+    const name = h.key?.toLowerCase();
+    if (!name || !TRACE_HEADERS.has(name) || out[name] !== undefined) continue;
+    out[name] = h.raw_value && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+  }
+  return out;
+}
+
 /**
  * True when an OpenTelemetry SDK has registered a tracer provider (e.g. the process was started
  * with `--require @opentelemetry/auto-instrumentations-node/register`). Without one, the API hands
@@ -29,7 +50,7 @@ export function tracingEnabled(): boolean {
 export function withTracing(check: CheckFn): CheckFn {
   const tracer = trace.getTracer('orcheo-authz');
   return async (req: RawCheckRequest | null | undefined) => {
-    const headers = (req?.attributes?.request?.http?.headers ?? {}) as Headers;
+    const headers = traceHeaders(req);
     const parent = propagation.extract(context.active(), headers, getter);
     return tracer.startActiveSpan('envoy.service.auth.v3.Authorization/Check', { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc' } }, parent, async (span) => {
       try {
