@@ -18,6 +18,7 @@ import { withKeyNamespace } from './pipeline/identity-key';
 import { describeLimits, describeMode, resolveMode } from './pipeline/mode';
 import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
+import { httpClientIp } from './ratelimit/client-ip';
 import type { RateLimiter } from './ratelimit/types';
 import type { Db } from './store/db';
 import { migrate } from './store/migrations';
@@ -175,11 +176,12 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
 
   grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
   let routes: Route[] | undefined;
-  const readiness = () => ({ store: index.isLoaded, jwks: jwt ? jwt.primed() : true, draining });
+  const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
   const http = await startHttpServer({
     host: cfg.http.host,
     port: cfg.http.port,
     tls: cfg.http.tls,
+    clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops),
     routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(opts.routes?.(app) ?? [])]),
     logger,
   });

@@ -78,3 +78,25 @@ test('property: never throws; the answer is "unknown" or a canonical IP, and hop
     { numRuns: 2000 },
   );
 });
+
+test('HTTP side: x-forwarded-for is read only when the TCP peer is a trusted proxy', async () => {
+  const { resolveHttpClientIp, trustedProxies } = await import('../src/ratelimit/client-ip');
+  const none = trustedProxies([]);
+  const local = trustedProxies(['127.0.0.1/32', '10.0.0.0/8']);
+  // untrusted peer: the header is ignored whatever the hop count
+  for (const hops of [0, 1, 5]) assert.equal(resolveHttpClientIp('192.0.2.9', '203.0.113.7', none, hops), '192.0.2.9');
+  assert.equal(resolveHttpClientIp('192.0.2.9', '203.0.113.7', local, 1), '192.0.2.9');
+  // trusted peer: hops counted from the right, 0 = the entry that proxy appended
+  assert.equal(resolveHttpClientIp('127.0.0.1', '198.51.100.1, 203.0.113.7', local, 0), '203.0.113.7');
+  assert.equal(resolveHttpClientIp('10.9.8.7', '198.51.100.1, 203.0.113.7', local, 1), '198.51.100.1');
+  assert.equal(resolveHttpClientIp('10.9.8.7', '198.51.100.1, 203.0.113.7', local, 9), '198.51.100.1');
+  // IPv4-mapped IPv6 peers match IPv4 rules (and the reverse)
+  assert.equal(resolveHttpClientIp('::ffff:127.0.0.1', '203.0.113.7', local, 0), '203.0.113.7');
+  assert.equal(resolveHttpClientIp('127.0.0.1', '203.0.113.7', trustedProxies(['::ffff:127.0.0.0/104']), 0), '203.0.113.7');
+  assert.equal(resolveHttpClientIp('::1', '203.0.113.7', trustedProxies(['::1/128']), 0), '203.0.113.7');
+  assert.equal(resolveHttpClientIp('::1', '203.0.113.7', local, 0), '::1');
+  // a malformed chosen entry, no header, or no peer
+  assert.equal(resolveHttpClientIp('127.0.0.1', 'garbage', local, 0), '127.0.0.1');
+  assert.equal(resolveHttpClientIp('127.0.0.1', undefined, local, 0), '127.0.0.1');
+  assert.equal(resolveHttpClientIp(undefined, '203.0.113.7', local, 0), 'unknown');
+});

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { CheckFn } from '../pipeline/check';
 import type { RawCheckRequest } from '../pipeline/request';
+import { requestClientIp } from './http-server';
 
 /** Who called the admin API, for the audit trail. Never holds a credential. */
 export interface AdminActor {
@@ -23,16 +24,21 @@ export const ADMIN_SCOPES: Readonly<Record<AdminAccess, string>> = { read: 'admi
 
 const HTTP_STATUS_NAMES: Record<string, number> = { Unauthorized: 401, Forbidden: 403, TooManyRequests: 429, ServiceUnavailable: 503 };
 
-/** The HTTP request as the pipeline's input: method, path and query, headers, socket address. */
+/**
+ * The HTTP request as the pipeline's input: method, path and query, headers, and as the source
+ * address the client address the HTTP side resolved (TCP peer, or x-forwarded-for from a trusted
+ * proxy). The caller's own x-forwarded-for is left out: the pipeline would otherwise pick an entry
+ * by ORCHEO_AUTH_XFF_TRUSTED_HOPS, which only holds for Envoy, and any caller could choose its key.
+ */
 export function toRawCheckRequest(req: IncomingMessage, access: AdminAccess): RawCheckRequest {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.headers)) {
-    if (v === undefined) continue;
+    if (v === undefined || k.toLowerCase() === 'x-forwarded-for') continue;
     headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
   }
   return {
     attributes: {
-      source: { address: { socket_address: { address: req.socket.remoteAddress ?? '' } } },
+      source: { address: { socket_address: { address: requestClientIp(req) } } },
       request: { http: { method: (req.method ?? 'GET').toUpperCase(), path: req.url ?? '/', headers } },
       // The admin API's own route settings, as Envoy would declare them per route: always
       // authenticated (even when the global mode is optional), and the admin scope for the access.
@@ -73,7 +79,7 @@ export async function authenticateAdmin(check: CheckFn, req: IncomingMessage, ac
       subject: fields.get('x-orcheo-subject') ?? 'unknown',
       type: fields.get('x-orcheo-identity-type') ?? 'unknown',
       tokenId: fields.get('x-orcheo-token-id') ?? '',
-      clientIp: req.socket.remoteAddress ?? undefined,
+      clientIp: requestClientIp(req),
       userAgent: typeof ua === 'string' ? ua : undefined,
       forwardedFor: typeof xff === 'string' ? xff : Array.isArray(xff) ? xff.join(',') : undefined,
     },

@@ -2,6 +2,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
+import { normalizeIp } from '../ratelimit/client-ip';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
 
@@ -25,6 +26,43 @@ export interface HttpServerOptions {
   readonly tls?: { readonly cert: string; readonly key: string } | undefined;
   readonly routes: () => readonly Route[];
   readonly logger: Logger;
+  /**
+   * The caller's address from the TCP peer and its `x-forwarded-for` (see resolveHttpClientIp).
+   * Absent: the TCP peer, never the header.
+   */
+  readonly clientIp?: ((peer: string | undefined, xForwardedFor: string | undefined) => string) | undefined;
+}
+
+const clientIps = new WeakMap<IncomingMessage, string>();
+
+/** The address the HTTP side attributes this request to (rate limits, audit). */
+export function requestClientIp(req: IncomingMessage): string {
+  return clientIps.get(req) ?? normalizeIp(req.socket.remoteAddress) ?? 'unknown';
+}
+
+/**
+ * Past this many bytes (or this long) of a body nobody reads, the connection is dropped: a client
+ * that keeps sending after its answer gets a reset instead of holding the server.
+ */
+const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+const DRAIN_MAX_MS = 10_000;
+
+/**
+ * Reads and discards what is left of a request body once the answer was sent early (413, 401…).
+ * Closing a socket with unread data makes the kernel send a reset, and a client still writing its
+ * body (curl, urllib, fetch) then loses the answer it never got to read.
+ */
+function drainRest(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  let drained = 0;
+  const timer = setTimeout(() => req.socket.destroy(), DRAIN_MAX_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_MAX_BYTES) req.socket.destroy();
+  });
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 /** The HTTP listener: health, readiness, metrics and the admin API. Errors become JSON, never a crash. */
@@ -46,6 +84,11 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
     await route.handler(req, res, url);
   };
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (opts.clientIp) {
+      const xff = req.headers['x-forwarded-for'];
+      clientIps.set(req, opts.clientIp(req.socket.remoteAddress, Array.isArray(xff) ? xff.join(',') : xff));
+    }
+    res.once('finish', () => drainRest(req));
     handle(req, res).catch((err: unknown) => {
       opts.logger.error({ err: (err as Error)?.message, path: req.url?.split('?')[0] }, 'http handler failed');
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal error', code: 'http.internal' });

@@ -2,9 +2,32 @@ import type { Metrics } from './metrics';
 import { sendJson, type Route } from './http-server';
 
 export interface Readiness {
+  /** The token index has loaded once. */
   readonly store: boolean;
+  /** The index synced recently enough to trust "not found" (absent: assumed fresh). */
+  readonly storeFresh?: boolean | undefined;
+  /** Milliseconds since the last successful sync (absent: unknown). */
+  readonly storeSyncAgeMs?: number | undefined;
   readonly jwks: boolean;
   readonly draining: boolean;
+}
+
+/**
+ * The `/readyz` body. A stale store keeps the status at 200 (known tokens keep working from the
+ * index; unknown ones get 503) but says so, with the seconds since the last sync, so an operator
+ * sees the outage that probes alone would hide. `checks` keeps the raw booleans.
+ */
+export function readinessBody(r: Readiness): { status: number; body: Record<string, unknown> } {
+  const ready = r.store && r.jwks && !r.draining;
+  const stale = r.store && r.storeFresh === false;
+  const age = r.storeSyncAgeMs;
+  const body: Record<string, unknown> = {
+    status: ready ? 'ready' : 'not_ready',
+    store: !r.store ? 'not_loaded' : stale ? 'stale' : 'ok',
+    ...(stale && age !== undefined && Number.isFinite(age) ? { store_stale_seconds: Math.floor(age / 1000) } : {}),
+    checks: { store: r.store, jwks: r.jwks, draining: r.draining },
+  };
+  return { status: ready ? 200 : 503, body };
 }
 
 /** `/healthz` (the process is alive), `/readyz` (it can decide: store loaded, JWKS primed), `/metrics`. */
@@ -15,9 +38,8 @@ export function opsRoutes(deps: { metrics: Metrics; readiness: () => Readiness }
       method: 'GET',
       path: '/readyz',
       handler: (_req, res) => {
-        const r = deps.readiness();
-        const ready = r.store && r.jwks && !r.draining;
-        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks: r });
+        const { status, body } = readinessBody(deps.readiness());
+        sendJson(res, status, body);
       },
     },
     {

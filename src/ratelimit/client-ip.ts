@@ -1,4 +1,4 @@
-import { isIP, isIPv4, SocketAddress } from 'node:net';
+import { BlockList, isIP, isIPv4, SocketAddress } from 'node:net';
 
 /** Envoy caps headers at 60 KiB by default; bounding the entries read keeps a forged header cheap anyway. */
 const MAX_XFF_ENTRIES = 64;
@@ -68,4 +68,45 @@ function rightmostEntries(header: string, count: number): string[] {
   // A header of only whitespace carries no hop at all.
   if (out.length === 1 && out[0]!.trim() === '') return [];
   return out;
+}
+
+/** The proxies whose `x-forwarded-for` the HTTP side believes, compiled once from canonical CIDRs. */
+export interface TrustedProxies {
+  /** True when the (already normalised) address lies in one of the CIDRs. */
+  has(ip: string): boolean;
+}
+
+export function trustedProxies(cidrs: readonly string[]): TrustedProxies {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const slash = c.lastIndexOf('/');
+    const addr = c.slice(0, slash);
+    list.addSubnet(addr, Number(c.slice(slash + 1)), isIPv4(addr) ? 'ipv4' : 'ipv6');
+  }
+  return {
+    // BlockList matches an IPv4 rule against its IPv4-mapped IPv6 form too, and the reverse.
+    has: (ip) => cidrs.length > 0 && (isIPv4(ip) ? list.check(ip, 'ipv4') : isIP(ip) === 6 && list.check(ip, 'ipv6')),
+  };
+}
+
+/**
+ * The client address on the HTTP side (admin API, HTTP authorization interface): the TCP peer,
+ * unless the peer is a trusted proxy; then the `x-forwarded-for` entry `trustedHops` places from the
+ * right (0 = the entry that proxy appended), the leftmost when the chain is shorter, the peer when
+ * that entry is malformed. Unlike the gRPC path (where Envoy is always the peer), a header from an
+ * untrusted peer is never read: any caller can write one. Never throws.
+ */
+export function resolveHttpClientIp(peer: string | undefined, xForwardedFor: string | undefined, proxies: TrustedProxies, trustedHops: number): string {
+  const source = normalizeIp(peer);
+  if (source === undefined) return 'unknown';
+  if (!xForwardedFor || !proxies.has(source)) return source;
+  const hops = Number.isFinite(trustedHops) ? Math.max(0, Math.floor(trustedHops)) : 0;
+  // resolveClientIp counts the source as index 0; here index 0 is the rightmost header entry.
+  return resolveClientIp(source, xForwardedFor, hops + 1);
+}
+
+/** resolveHttpClientIp bound to the configuration, for the HTTP listener. */
+export function httpClientIp(cidrs: readonly string[], trustedHops: number): (peer: string | undefined, xff: string | undefined) => string {
+  const proxies = trustedProxies(cidrs);
+  return (peer, xff) => resolveHttpClientIp(peer, xff, proxies, trustedHops);
 }
