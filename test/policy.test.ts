@@ -111,6 +111,23 @@ default: { scopes: [nope] }
     assert.throws(() => parsePolicy('[]', 'x'), /expected a mapping/);
   });
 
+  test('the reload log says "1 rule", not "1 rules"', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'authz-policy-'));
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, 'rules:\n  - match: { path: /a }\n');
+    const lines: string[] = [];
+    const source = new PolicySource(BUILTIN_POLICY, file, pino({}, { write: (s: string) => void lines.push(s) }));
+    try {
+      assert.equal(source.reload(), true);
+      assert.match(lines.join(''), /"rules":1,.*"msg":"policy reloaded: 1 rule"/);
+      writeFileSync(file, 'rules:\n  - match: { path: /a }\n  - match: { path: /b }\n');
+      source.reload();
+      assert.match(lines.join(''), /"msg":"policy reloaded: 2 rules"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('JSON works too', () => {
     const p = parsePolicy(JSON.stringify({ rules: [{ match: { path: '/a/**' }, scopes: ['vault:read'] }] }), 'p.json');
     assert.deepEqual([...evaluatePolicy(p, 'GET', '/a/b').scopes], ['vault:read']);
