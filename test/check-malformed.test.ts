@@ -43,7 +43,9 @@ describe('malformed CheckRequests never crash the service', () => {
     const r3 = await req.client.check({ headers: { authorization: 'Bearer tökén-ü-日本' } });
     assert.equal(deniedBody(r3).code, 'auth.invalid_token');
     const r4 = await req.client.check({ path: '/api/%zz/%%/\u0000', headers: { 'x-big': big, authorization: `Bearer ${BOOT}` } });
-    assert.equal(okHeaders(r4)['x-orcheo-subject'], 'bootstrap');
+    assert.equal(deniedBody(r4).code, 'auth.invalid_request', 'a NUL in the path is 400, even with a valid token');
+    const r4b = await req.client.check({ path: '/api/%zz/%%', headers: { 'x-big': big, authorization: `Bearer ${BOOT}` } });
+    assert.equal(okHeaders(r4b)['x-orcheo-subject'], 'bootstrap', 'malformed escapes alone are not refused');
     const r5 = await req.client.check({ headers: { authorization: 'Bearer a.b.c' } });
     assert.equal(deniedBody(r5).code, 'auth.invalid_token', 'JWT-shaped garbage with no JWT source configured');
   });

@@ -13,7 +13,7 @@ import { SignJWT } from 'jose';
 import { BUILTIN_POLICY } from '../src/authz/builtin';
 import { applyContextExtensions, evaluatePolicy } from '../src/authz/policy';
 import { AUTHZ_V3 } from '../src/grpc/descriptors';
-import { DENY_CODES, type DenyCode } from '../src/pipeline/codes';
+import { DENY_CODES, isAuthError, type DenyCode } from '../src/pipeline/codes';
 import { extractCredential } from '../src/pipeline/extract';
 import { isCorsPreflight, toCheckInput, type RawCheckRequest } from '../src/pipeline/request';
 import { insertToken } from '../src/store/tokens';
@@ -40,6 +40,7 @@ const CONTRACT: Record<string, { http: number; grpc: number }> = {
   'auth.workspace_forbidden': { http: 403, grpc: 7 },
   'auth.rate_limited.ip': { http: 429, grpc: 8 },
   'auth.rate_limited.identity': { http: 429, grpc: 8 },
+  'auth.invalid_request': { http: 400, grpc: 3 },
   'auth.key_unavailable': { http: 503, grpc: 14 },
   'auth.backend_unavailable': { http: 503, grpc: 14 },
 };
@@ -216,7 +217,16 @@ function checkInvariants(g: Generated, r: CheckResult, s: Secrets, tally: Tally)
   assert.ok(r.dynamic_metadata?.fields, 'dynamic_metadata');
   // The oracle's view of the request (the service's own parser: the policy and credential rules are
   // asserted by the scenario tests; here they only decide which allows are legitimate).
-  const input = toCheckInput(g.req as RawCheckRequest);
+  let input;
+  try {
+    input = toCheckInput(g.req as RawCheckRequest);
+  } catch (err) {
+    // A path the policy cannot read unambiguously: the service must answer exactly that deny.
+    if (!isAuthError(err) || err.code !== 'auth.invalid_request') throw err;
+    assert.equal(deniedBody(r).code, 'auth.invalid_request');
+    tally.deny[err.code] = (tally.deny[err.code] ?? 0) + 1;
+    return;
+  }
   const requirement = applyContextExtensions(evaluatePolicy(BUILTIN_POLICY, input.method, input.path), input.contextExtensions);
   const routeAuth = requirement.auth ?? 'required';
   let presented: string | undefined | null = null; // null: malformed credential

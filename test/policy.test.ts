@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pino from 'pino';
 import { BUILTIN_POLICY } from '../src/authz/builtin';
-import { compilePattern, normalizePath } from '../src/authz/pattern';
+import { normalizePath } from '../src/authz/normalize';
+import { compilePattern } from '../src/authz/pattern';
 import { applyContextExtensions, evaluatePolicy } from '../src/authz/policy';
 import { parsePolicy, PolicyError, PolicySource } from '../src/authz/policy-file';
 import { startTestApp } from './helpers/app';
@@ -84,7 +85,7 @@ describe('policy files', () => {
   test('every problem is reported at once, with its location', () => {
     const bad = `
 rules:
-  - match: { path: api/x, methods: [GET, FETCH] }
+  - match: { path: api/x, methods: [GET, FETCH, "GE T"] }
     scopes: [workflows:reed]
   - match: { path: "/w/{id}/**" }
     workspace: "{wid}"
@@ -98,12 +99,33 @@ default: { scopes: [nope] }
     } catch (err) {
       assert.ok(err instanceof PolicyError);
       const text = err.problems.join('\n');
-      for (const needle of ['rules[0].match.methods', 'rules[0].match.path', 'rules[1].workspace: {wid} is not captured', 'rules[1].auth', 'rules[1].extra: unknown field', 'default.scopes: unknown scope "nope"']) {
+      for (const needle of ['rules[0].match.methods: "GE T" is not an HTTP method token', 'rules[0].match.path', 'rules[1].workspace: {wid} is not captured', 'rules[1].auth', 'rules[1].extra: unknown field', 'default.scopes: unknown scope "nope"']) {
         assert.ok(text.includes(needle), `missing problem: ${needle}\n${text}`);
       }
+      assert.ok(!text.includes('FETCH'), `FETCH is a valid extension method: ${text}`);
     }
+    const fetch = parsePolicy('rules:\n  - match: { methods: [fetch, PROPFIND], path: /a/** }\n    scopes: [vault:read]\n', 'ok.yaml');
+    assert.deepEqual([...evaluatePolicy(fetch, 'FETCH', '/a/b').scopes], ['vault:read'], 'methods are case-insensitive tokens');
+    assert.equal(evaluatePolicy(fetch, 'GET', '/a/b').matched, 'default');
     assert.throws(() => parsePolicy('rules: [', 'x'), /not valid YAML or JSON/);
     assert.throws(() => parsePolicy('[]', 'x'), /expected a mapping/);
+  });
+
+  test('the reload log says "1 rule", not "1 rules"', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'authz-policy-'));
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, 'rules:\n  - match: { path: /a }\n');
+    const lines: string[] = [];
+    const source = new PolicySource(BUILTIN_POLICY, file, pino({}, { write: (s: string) => void lines.push(s) }));
+    try {
+      assert.equal(source.reload(), true);
+      assert.match(lines.join(''), /"rules":1,.*"msg":"policy reloaded: 1 rule"/);
+      writeFileSync(file, 'rules:\n  - match: { path: /a }\n  - match: { path: /b }\n');
+      source.reload();
+      assert.match(lines.join(''), /"msg":"policy reloaded: 2 rules"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('JSON works too', () => {

@@ -1,88 +1,111 @@
 /**
  * Path patterns of the route policy: `*` matches one segment, `**` zero or more segments, `{name}`
- * one segment captured as `name`; anything else is literal. Compiled once to a RegExp.
+ * one segment captured as `name`; anything else is literal. Matching works on segments, never on a
+ * regex: an interior `**` compiled to a regex backtracked (a 48 KB path cost 250 ms per rule).
  */
 export interface PathPattern {
   readonly source: string;
   readonly params: readonly string[];
   match(path: string): Record<string, string> | undefined;
+  /** The same on a path already split by `pathSegments`, so a policy splits each request once. */
+  matchSegments(segments: readonly string[]): Record<string, string> | undefined;
 }
 
 const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
 export class PatternError extends Error {}
 
-const escape = (s: string): string => s.replace(/[.+?^${}()|[\]\\*]/g, '\\$&');
+/** `**` is ANY; `*` and `{name}` match exactly one non-empty segment; a string is a literal. */
+const ANY = 0;
+const ONE = 1;
+type Token = typeof ANY | typeof ONE | { readonly param: string } | string;
 
-export function compilePattern(source: string): PathPattern {
-  if (!source.startsWith('/')) throw new PatternError(`must start with "/" (got ${JSON.stringify(source)})`);
+function tokenize(source: string): Token[] {
   const params: string[] = [];
-  let re = '^';
   const segments = source.split('/').slice(1);
-  segments.forEach((seg, i) => {
+  // `/a/` is `/a`: requests get the same trailing-slash tolerance.
+  if (segments.length > 0 && segments[segments.length - 1] === '') segments.pop();
+  const tokens: Token[] = [];
+  for (const seg of segments) {
     if (seg === '**') {
-      // Zero or more segments: `/a/**` matches `/a`, `/a/`, `/a/b/c`.
-      re += i === segments.length - 1 ? '(?:/.*)?' : '(?:/[^/]*)*';
-      return;
+      if (tokens[tokens.length - 1] !== ANY) tokens.push(ANY); // `**/**` is one `**`
+      continue;
     }
-    re += '/';
-    if (seg === '*') re += '[^/]+';
-    else {
-      const m = PARAM.exec(seg);
-      if (m) {
-        if (params.includes(m[1]!)) throw new PatternError(`parameter {${m[1]}} appears twice in ${source}`);
-        params.push(m[1]!);
-        re += '([^/]+)';
-      } else if (/[{}*]/.test(seg)) {
-        throw new PatternError(`segment ${JSON.stringify(seg)} mixes literal text with * or {…}; use a whole segment`);
-      } else re += escape(seg);
+    if (seg === '*') {
+      tokens.push(ONE);
+      continue;
     }
-  });
-  // A trailing slash on the request is tolerated: `/api/workflows/` is `/api/workflows`.
-  const rx = new RegExp(`${re}/?$`);
-  return Object.freeze({
-    source,
-    params: Object.freeze(params),
-    match(path: string): Record<string, string> | undefined {
-      const m = rx.exec(path);
-      if (!m) return undefined;
-      const out: Record<string, string> = {};
-      params.forEach((p, i) => {
-        out[p] = m[i + 1]!;
-      });
-      return out;
-    },
-  });
+    const m = PARAM.exec(seg);
+    if (m) {
+      if (params.includes(m[1]!)) throw new PatternError(`parameter {${m[1]}} appears twice in ${source}`);
+      params.push(m[1]!);
+      tokens.push({ param: m[1]! });
+    } else if (/[{}*]/.test(seg)) {
+      throw new PatternError(`segment ${JSON.stringify(seg)} mixes literal text with * or {…}; use a whole segment`);
+    } else tokens.push(seg);
+  }
+  return tokens;
 }
 
-/** Percent-decodes; a malformed or non-UTF-8 escape decodes byte-wise instead of failing. */
-function decodePath(p: string): string {
-  if (!p.includes('%')) return p;
-  try {
-    return decodeURIComponent(p);
-  } catch {
-    return p.replace(/%([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-  }
+/** Splits a path into segments, one trailing slash tolerated (`/api/workflows/` is `/api/workflows`). */
+export function pathSegments(path: string): string[] | undefined {
+  if (!path.startsWith('/')) return undefined;
+  const body = path.length > 1 && path.endsWith('/') ? path.slice(1, -1) : path.slice(1);
+  return body === '' ? [] : body.split('/');
+}
+
+function fits(t: Token, seg: string): boolean {
+  if (typeof t === 'string') return t === seg;
+  return seg !== '' && t !== ANY;
 }
 
 /**
- * The path the policy sees: query and fragment cut, percent-escapes decoded, `\\` read as `/`,
- * duplicate slashes merged, `.` and `..` resolved. An upstream that decodes `%2e%2e`, `%2F` or
- * `%77orkflows` must not reach a route the policy would have guarded, so rules match what the most
- * permissive upstream could see. (Envoy's `normalize_path`, `merge_slashes` and
- * `path_with_escaped_slashes_action` are still worth enabling.)
+ * Greedy wildcard matching with `**` as the only star: each stretch between two `**` is placed at
+ * its leftmost fit, and a miss only ever retries from the latest `**`. That bounds the work by
+ * segments × pattern tokens, so time is linear in the path's length for any pattern. (Leftmost
+ * placement is also what decides captures: each `**` takes as few segments as it can, left to right.)
  */
-export function normalizePath(raw: string): string {
-  let p = raw;
-  const cut = p.search(/[?#]/);
-  if (cut >= 0) p = p.slice(0, cut);
-  p = decodePath(p).replace(/\\/g, '/');
-  if (!p.startsWith('/')) p = `/${p}`;
-  const out: string[] = [];
-  for (const seg of p.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') out.pop();
-    else out.push(seg);
+function matchTokens(tokens: readonly Token[], segs: readonly string[], params: readonly string[]): Record<string, string> | undefined {
+  const caps: Record<string, string> = {};
+  let p = 0;
+  let s = 0;
+  let starP = -1;
+  let starS = 0;
+  while (s < segs.length) {
+    const t = tokens[p];
+    if (p < tokens.length && t === ANY) {
+      starP = p++;
+      starS = s;
+    } else if (p < tokens.length && fits(t!, segs[s]!)) {
+      if (typeof t === 'object') caps[t.param] = segs[s]!;
+      p++;
+      s++;
+    } else if (starP >= 0) {
+      p = starP + 1;
+      s = ++starS;
+    } else return undefined;
   }
-  return `/${out.join('/')}${p.length > 1 && p.endsWith('/') && out.length > 0 ? '/' : ''}`;
+  while (p < tokens.length && tokens[p] === ANY) p++;
+  if (p !== tokens.length) return undefined;
+  // Captures of a failed placement are overwritten by the final one: every token after the last
+  // `**` is matched again from scratch, and those before it never move.
+  const out: Record<string, string> = {};
+  for (const name of params) out[name] = caps[name]!;
+  return out;
+}
+
+export function compilePattern(source: string): PathPattern {
+  if (!source.startsWith('/')) throw new PatternError(`must start with "/" (got ${JSON.stringify(source)})`);
+  const tokens = Object.freeze(tokenize(source));
+  const params = Object.freeze(tokens.flatMap((t) => (typeof t === 'object' ? [t.param] : [])));
+  const matchSegments = (segs: readonly string[]) => matchTokens(tokens, segs, params);
+  return Object.freeze({
+    source,
+    params,
+    matchSegments,
+    match(path: string): Record<string, string> | undefined {
+      const segs = pathSegments(path);
+      return segs ? matchSegments(segs) : undefined;
+    },
+  });
 }

@@ -2,7 +2,7 @@ import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { compilePattern, PatternError } from './pattern';
-import { parseWorkspaceRef, ROUTE_AUTH, type Policy, type RouteAuth, type Rule } from './policy';
+import { parseWorkspaceRef, ROUTE_AUTH, ruleCount, type Policy, type RouteAuth, type Rule } from './policy';
 import { isKnownScope, isValidWorkspaceId } from './scopes';
 
 export class PolicyError extends Error {
@@ -13,7 +13,8 @@ export class PolicyError extends Error {
   }
 }
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE']);
+// RFC 9110 `token`: extension methods (FETCH, PROPFIND, …) are methods too.
+const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const RULE_KEYS = new Set(['match', 'scopes', 'workspace', 'auth']);
 const MATCH_KEYS = new Set(['methods', 'path']);
 const DEFAULT_KEYS = new Set(['scopes', 'auth', 'workspace']);
@@ -44,18 +45,20 @@ function auth(v: unknown, at: string, out: string[]): RouteAuth | undefined {
   return v as RouteAuth;
 }
 
+function methodSet(v: unknown, at: string, out: string[]): Set<string> | undefined {
+  if (!Array.isArray(v) || v.length === 0) return void out.push(`${at}: expected a non-empty list of HTTP methods such as [GET, HEAD]`);
+  const bad = v.filter((x) => typeof x !== 'string' || !METHOD_TOKEN.test(x));
+  for (const x of bad) out.push(`${at}: ${JSON.stringify(x)} is not an HTTP method token (RFC 9110: letters, digits and !#$%&'*+-.^_\`|~)`);
+  return bad.length > 0 ? undefined : new Set(v.map((x: string) => x.toUpperCase()));
+}
+
 function rule(v: unknown, at: string, out: string[]): Rule | undefined {
   if (!isObj(v)) return void out.push(`${at}: expected a mapping with a "match" field`);
   unknownKeys(v, RULE_KEYS, at, out);
   const m = v.match;
   if (!isObj(m)) return void out.push(`${at}.match: required, a mapping with "path" (and optional "methods")`);
   unknownKeys(m, MATCH_KEYS, `${at}.match`, out);
-  let methods: Set<string> | undefined;
-  if (m.methods !== undefined) {
-    if (!Array.isArray(m.methods) || m.methods.length === 0 || !m.methods.every((x) => typeof x === 'string' && METHODS.has(x.toUpperCase()))) {
-      out.push(`${at}.match.methods: expected a non-empty list of HTTP methods (${[...METHODS].join(', ')})`);
-    } else methods = new Set(m.methods.map((x: string) => x.toUpperCase()));
-  }
+  const methods = m.methods === undefined ? undefined : methodSet(m.methods, `${at}.match.methods`, out);
   if (typeof m.path !== 'string') return void out.push(`${at}.match.path: required, a string such as /api/workflows/**`);
   let path;
   try {
@@ -136,7 +139,7 @@ export class PolicySource {
     if (!this.file) return false;
     try {
       this.current = loadPolicyFile(this.file);
-      this.logger.info({ file: this.file, rules: this.current.rules.length }, 'policy reloaded');
+      this.logger.info({ file: this.file, rules: this.current.rules.length }, `policy reloaded: ${ruleCount(this.current)}`);
       return true;
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'policy reload failed; keeping the previous policy');

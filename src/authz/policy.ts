@@ -1,4 +1,4 @@
-import { compilePattern, type PathPattern } from './pattern';
+import { compilePattern, pathSegments, type PathPattern } from './pattern';
 
 export type RouteAuth = 'public' | 'optional' | 'required';
 export const ROUTE_AUTH: readonly RouteAuth[] = ['public', 'optional', 'required'];
@@ -37,10 +37,11 @@ export function parseWorkspaceRef(value: string): WorkspaceRef {
 
 /** First matching rule wins; unmatched requests get the default (authentication only, built in). */
 export function evaluatePolicy(policy: Policy, method: string, path: string): Requirement {
-  for (let i = 0; i < policy.rules.length; i++) {
+  const segments = pathSegments(path);
+  for (let i = 0; segments && i < policy.rules.length; i++) {
     const r = policy.rules[i]!;
     if (r.methods && !r.methods.has(method)) continue;
-    const params = r.path.match(path);
+    const params = r.path.matchSegments(segments);
     if (!params) continue;
     let workspace: string | undefined;
     if (r.workspace) workspace = 'literal' in r.workspace ? r.workspace.literal : params[r.workspace.param];
@@ -69,6 +70,11 @@ export function applyContextExtensions(req: Requirement, ext: Readonly<Record<st
     auth: a,
     matched: `${req.matched}+context_extensions`,
   };
+}
+
+/** "1 rule", "8 rules": for log lines and check-config. */
+export function ruleCount(policy: Policy): string {
+  return `${policy.rules.length} rule${policy.rules.length === 1 ? '' : 's'}`;
 }
 
 export { compilePattern };

@@ -178,6 +178,12 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
       input = toCheckInput(raw);
       decided = await decide(input);
     } catch (err) {
+      if (isAuthError(err)) {
+        // toCheckInput refusing a path it cannot read unambiguously: a deny with its code, not a 503.
+        decisions.info({ code: err.code, detail: err.detail }, 'request denied');
+        deps.observe?.({ decision: 'deny', code: err.code });
+        return denyResponse(err, false);
+      }
       // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
       logger.error({ err: errorFields(err), path: input?.path }, 'check failed; denying');
       const error = new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER });

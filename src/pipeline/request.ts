@@ -1,4 +1,5 @@
-import { normalizePath } from '../authz/pattern';
+import { InvalidPathError, normalizePath } from '../authz/normalize';
+import { AuthError } from './codes';
 
 /**
  * The part of an Envoy CheckRequest the pipeline reads, in the shape @grpc/proto-loader decodes it
@@ -48,6 +49,17 @@ function collectHeaders(http: NonNullable<NonNullable<NonNullable<RawCheckReques
   return out;
 }
 
+/** The policy's view of the path; one it cannot read unambiguously is `auth.invalid_request`. */
+function policyPath(rawPath: string): string {
+  try {
+    return normalizePath(rawPath);
+  } catch (err) {
+    if (err instanceof InvalidPathError) throw new AuthError('auth.invalid_request', undefined, { detail: err.message });
+    throw err;
+  }
+}
+
+/** Throws AuthError(`auth.invalid_request`) for a path the policy cannot read unambiguously. */
 export function toCheckInput(req: RawCheckRequest | null | undefined): CheckInput {
   const attrs = req?.attributes ?? undefined;
   const http = attrs?.request?.http ?? undefined;
@@ -60,7 +72,7 @@ export function toCheckInput(req: RawCheckRequest | null | undefined): CheckInpu
   if (!query && http?.query) query = http.query.replace(/^\?/, '');
   return {
     method: (http?.method || headers.get(':method') || 'GET').toUpperCase(),
-    path: normalizePath(rawPath),
+    path: policyPath(rawPath),
     query,
     headers,
     sourceAddress: attrs?.source?.address?.socket_address?.address || undefined,

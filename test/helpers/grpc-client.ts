@@ -68,7 +68,7 @@ export function deniedHeaders(r: CheckResult): Record<string, string> {
 /** HTTP status of a deny; proto-loader decodes the enum by name, so map the names we use. */
 export function deniedStatus(r: CheckResult): number | undefined {
   const c = r.denied_response?.status?.code;
-  const names: Record<string, number> = { Unauthorized: 401, Forbidden: 403, TooManyRequests: 429, ServiceUnavailable: 503 };
+  const names: Record<string, number> = { BadRequest: 400, Unauthorized: 401, Forbidden: 403, TooManyRequests: 429, ServiceUnavailable: 503 };
   return typeof c === 'number' ? c : c === undefined ? undefined : names[c];
 }
 
