@@ -204,9 +204,13 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     loadWatch.unref();
   }
   const why = describeMode(cfg.mode, { staticSources, loaded: index.isLoaded, tokens: index.size });
+  const limitsLine = describeLimits(cfg.rateLimit);
+  // `msg` stays exactly "orcheo-authz serving" (spawn helpers and the soak runner read it); the
+  // operator's one-line summary is `summary`.
+  const summary = `grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}${index.isLoaded ? '' : ' (health NOT_SERVING until the token store loads)'}; mode ${mode()}: ${why}; ${limitsLine}`;
   logger.info(
-    { grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, mode: mode(), mode_reason: why, rate_limits: describeLimits(cfg.rateLimit), store: db.kind, policy: policy.policy.origin, tokens: index.size, serving: index.isLoaded },
-    `orcheo-authz listening on grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}; mode ${mode()}: ${why}; ${describeLimits(cfg.rateLimit)}`,
+    { grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, mode: mode(), mode_reason: why, rate_limits: limitsLine, store: db.kind, policy: policy.policy.origin, tokens: index.size, serving: index.isLoaded, summary },
+    'orcheo-authz serving',
   );
   return app;
 }

@@ -75,11 +75,11 @@ describe('store unreachable at start, then up, then down again', async () => {
     assert.equal(t!.app.mode(), 'required');
     assert.equal(await healthStatus(t!.app.grpcPort), 'NOT_SERVING');
     assert.equal(await readyz(t!.app.httpPort), 503);
-    const line = t!.logs.find((l) => l.includes('orcheo-authz listening'));
+    const line = t!.logs.find((l) => l.includes('"msg":"orcheo-authz serving"'));
     assert.ok(line, 'start line logged');
     assert.match(line, /rate limits on: ip 3 failures\/600s/);
     assert.match(line, /mode required: token store not loaded yet/);
-    assert.match(line, /grpc 127\.0\.0\.1:\d+, http 127\.0\.0\.1:\d+/);
+    assert.match(line, /grpc 127\.0\.0\.1:\d+, http 127\.0\.0\.1:\d+ \(health NOT_SERVING until the token store loads\)/);
   });
 
   test('the store comes up: the index loads, health SERVING, the unset mode is optional (no credential source)', { skip }, async () => {

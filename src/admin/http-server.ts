@@ -42,27 +42,45 @@ export function requestClientIp(req: IncomingMessage): string {
 
 /**
  * Past this many bytes (or this long) of a body nobody reads, the connection is dropped: a client
- * that keeps sending after its answer gets a reset instead of holding the server.
+ * that keeps sending after its answer is ready gets a reset instead of holding the server.
  */
 const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
 const DRAIN_MAX_MS = 10_000;
 
 /**
- * Reads and discards what is left of a request body once the answer was sent early (413, 401…).
- * Closing a socket with unread data makes the kernel send a reset, and a client still writing its
- * body (curl, urllib, fetch) then loses the answer it never got to read.
+ * Holds an early answer (413, 401…) until the rest of the request body was read and discarded.
+ * Node closes a `connection: close` socket (urllib sends that header) as soon as the answer is
+ * written; closing with unread data makes the kernel send a reset, and a client still writing its
+ * body then loses the answer it never got to read.
  */
-function drainRest(req: IncomingMessage): void {
-  if (req.complete || req.destroyed) return;
-  let drained = 0;
-  const timer = setTimeout(() => req.socket.destroy(), DRAIN_MAX_MS);
-  timer.unref();
-  req.on('data', (chunk: Buffer) => {
-    drained += chunk.length;
-    if (drained > DRAIN_MAX_BYTES) req.socket.destroy();
-  });
-  req.once('close', () => clearTimeout(timer));
-  req.resume();
+function answerAfterBody(req: IncomingMessage, res: ServerResponse): void {
+  const end = res.end;
+  res.end = function (this: ServerResponse, ...args: unknown[]) {
+    if (req.complete || req.destroyed) return (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    let drained = 0;
+    let answered = false;
+    const answer = (): void => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      (end as (...a: unknown[]) => ServerResponse).apply(this, args);
+    };
+    const giveUp = (): void => {
+      if (!this.headersSent) this.setHeader('connection', 'close');
+      this.once('finish', () => req.socket.destroy());
+      answer();
+    };
+    const timer = setTimeout(giveUp, DRAIN_MAX_MS);
+    timer.unref();
+    req.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > DRAIN_MAX_BYTES) giveUp();
+    });
+    req.once('end', answer);
+    req.once('close', () => clearTimeout(timer));
+    req.resume();
+    return this;
+  } as ServerResponse['end'];
 }
 
 /** The HTTP listener: health, readiness, metrics and the admin API. Errors become JSON, never a crash. */
@@ -88,7 +106,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
       const xff = req.headers['x-forwarded-for'];
       clientIps.set(req, opts.clientIp(req.socket.remoteAddress, Array.isArray(xff) ? xff.join(',') : xff));
     }
-    res.once('finish', () => drainRest(req));
+    answerAfterBody(req, res);
     handle(req, res).catch((err: unknown) => {
       opts.logger.error({ err: (err as Error)?.message, path: req.url?.split('?')[0] }, 'http handler failed');
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal error', code: 'http.internal' });
