@@ -180,14 +180,18 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
     } catch (err) {
       if (isAuthError(err)) {
         // toCheckInput refusing a path it cannot read unambiguously: a deny with its code, not a 503.
-        decisions.info({ code: err.code, detail: err.detail }, 'request denied');
-        deps.observe?.({ decision: 'deny', code: err.code });
-        return denyResponse(err, false);
+        decided = { response: denyResponse(err, false), outcome: { decision: 'deny', code: err.code } };
+        try {
+          decisions.info({ code: err.code, detail: err.detail }, 'request denied');
+        } catch {
+          // Logging never changes a decision.
+        }
+      } else {
+        // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
+        logger.error({ err: errorFields(err), path: input?.path }, 'check failed; denying');
+        const error = new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER });
+        decided = { response: denyResponse(error, false), outcome: { decision: 'deny', code: error.code } };
       }
-      // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
-      logger.error({ err: errorFields(err), path: input?.path }, 'check failed; denying');
-      const error = new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER });
-      decided = { response: denyResponse(error, false), outcome: { decision: 'deny', code: error.code } };
       input = undefined;
     }
     observe(decided.outcome, input);
