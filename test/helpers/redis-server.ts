@@ -1,12 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createServer, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 
-export const REDIS_SERVER_BIN = '/usr/bin/redis-server';
+/** redis-server from PATH (a Homebrew or /usr/local install is found too), else the Debian location. */
+export const REDIS_SERVER_BIN =
+  (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'redis-server')).find((f) => existsSync(f)) ?? '/usr/bin/redis-server';
+
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** True when something answers PING at host:port within timeoutMs. Never throws, leaves no socket open. */
