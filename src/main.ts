@@ -8,11 +8,18 @@ import { registerTokenCommands } from './cli/token';
  * Entry point for both bins (`orcheo-authz` and `orcheo`). Commands throw; this is the one place
  * that maps errors to exit codes: 0 ok, 1 refused/failed, 2 usage or configuration error.
  */
+function packageVersion(): string {
+  // dist/src/main.js → package.json two levels up; present in the installed package too.
+  return (require('../../package.json') as { version: string }).version;
+}
+
 function program(): Command {
   const cmd = new Command(process.argv[1]?.endsWith('orcheo') ? 'orcheo' : 'orcheo-authz')
     .description('Envoy ext_authz sidecar for Orcheo authentication')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
-    .showHelpAfterError();
+    // A usage error prints its one line and a pointer to --help, not the whole help.
+    .showHelpAfterError(`(run with --help for usage)`);
   // Server modules load only for the commands that need them, so `orcheo token …` starts fast.
   cmd.command('serve').description('start the gRPC Check service and the HTTP endpoints').action(async () => (await import('./cli/serve')).serve());
   cmd.command('migrate').description('apply database migrations').action(async () => (await import('./cli/maintenance')).migrateCommand());

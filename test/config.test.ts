@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config/load';
+import { SHIPPED_SECRET_VALUES } from '../src/config/shipped';
 
 const MAIN = join(__dirname, '..', 'src', 'main.js');
 
@@ -82,5 +84,56 @@ describe('configuration', () => {
     const r = spawnSync(process.execPath, [MAIN, 'serve'], { env: { PATH: process.env.PATH, ORCHEO_AUTH_JWKS_CACHE_TTL: 'soon' }, encoding: 'utf8', timeout: 20000 });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /ORCHEO_AUTH_JWKS_CACHE_TTL/);
+  });
+
+  test('check-config warns (exit 0) about unknown names, short HS secrets and shipped credentials, and says the limits', () => {
+    const env = { PATH: process.env.PATH, ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_RATE_LIMITS_IP: '5', ORCHEO_AUTH_JWT_SECRET: 'short-secret', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'CHANGE-ME-bootstrap-token' };
+    const r = spawnSync(process.execPath, [MAIN, 'check-config'], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /3 warnings/);
+    assert.match(r.stderr, /ORCHEO_AUTH_RATE_LIMITS_IP is not a known variable.*did you mean ORCHEO_AUTH_RATE_LIMIT_IP\?/);
+    assert.match(r.stderr, /ORCHEO_AUTH_JWT_SECRET is 12 bytes/);
+    assert.match(r.stderr, /ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN equals a value shipped publicly/);
+    assert.ok(!r.stderr.includes('short-secret') && !r.stderr.includes('CHANGE-ME-bootstrap-token'), 'secret values echoed');
+    assert.match(r.stdout, /rate limits off/);
+    const custom = spawnSync(process.execPath, [MAIN, 'check-config'], { env: { PATH: process.env.PATH, ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'my-CHANGE-ME-token-value', ORCHEO_AUTH_RATE_LIMIT_IP: '10' }, encoding: 'utf8' });
+    assert.equal(custom.status, 0, custom.stderr);
+    assert.match(custom.stderr, /still contains the placeholder CHANGE-ME/);
+    assert.match(custom.stdout, /rate limits on: 10 failures per IP per 60 s \(in memory/);
+  });
+
+  test('a UNIX bootstrap expiry above 10^11 (milliseconds) is an error', () => {
+    assert.throws(() => loadConfig({ ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'x'.repeat(20), ORCHEO_AUTH_BOOTSTRAP_TOKEN_EXPIRES_AT: '1714564800000' }), (e: ConfigError) => /ORCHEO_AUTH_BOOTSTRAP_TOKEN_EXPIRES_AT: .*milliseconds/.test(e.problems.join('|')));
+    assert.equal(loadConfig({ ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: 'x'.repeat(20), ORCHEO_AUTH_BOOTSTRAP_TOKEN_EXPIRES_AT: '99999999999' }).bootstrap?.expiresAt, 99999999999_000);
+  });
+
+  test('cluster Redis URLs with several nodes and TLS are accepted', () => {
+    assert.equal(loadConfig({ ORCHEO_AUTH_REDIS_URL: 'redis+cluster://a:1,b:2' }).redisUrl, 'redis+cluster://a:1,b:2');
+    assert.equal(loadConfig({ ORCHEO_AUTH_REDIS_URL: 'rediss+cluster://u:p@a:1,b:2' }).redisUrl, 'rediss+cluster://u:p@a:1,b:2');
+    assert.throws(() => loadConfig({ ORCHEO_AUTH_REDIS_URL: 'redis+cluster://:pw@bad host:1' }), (e: ConfigError) => /ORCHEO_AUTH_REDIS_URL/.test(e.message) && !e.message.includes('pw'));
+  });
+
+  test('a missing policy file is reported once', () => {
+    const r = spawnSync(process.execPath, [MAIN, 'check-config'], { env: { PATH: process.env.PATH, ORCHEO_AUTH_POLICY_FILE: '/nonexistent/policy.yaml' }, encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.split('file not found').length - 1, 1, r.stderr);
+  });
+
+  test('every secret-looking value shipped in deploy/ is in the compiled-in list', () => {
+    const root = join(__dirname, '..', '..', 'deploy');
+    const files: string[] = [];
+    const walk = (d: string): void => {
+      for (const f of readdirSync(d)) statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : files.push(join(d, f));
+    };
+    walk(root);
+    files.push(join(__dirname, '..', '..', 'docker-compose.yml'));
+    const found = new Set<string>();
+    for (const f of files) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:bootstrap-service-token|jwt-secret|ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN|ORCHEO_AUTH_JWT_SECRET)["']?\s*[:=]\s*["']?([^"'\s$]+)/g)) {
+        if (!/^[?${(]/.test(m[1]!)) found.add(m[1]!); // ${VAR:?…} and "$(openssl …)" are recipes, not values
+      }
+    }
+    assert.ok(found.size > 0, 'no secrets found: the scan is broken');
+    for (const v of found) assert.ok(SHIPPED_SECRET_VALUES.includes(v), `${v} ships in deploy/ but is not in SHIPPED_SECRET_VALUES`);
   });
 });

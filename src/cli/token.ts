@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
+import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { CommandError, UsageError } from './errors';
 import { formatAudit, formatCreated, formatList, formatRevoked, formatRotated, formatToken, type AuditJson, type TokenJson } from './format';
 import { resolveSettings, type SettingFlags } from './profile';
@@ -10,13 +11,27 @@ interface CommonOpts extends SettingFlags {
 
 const collect = (value: string, prev: string[]): string[] => [...prev, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
 
-function wholeNumber(name: string, min: number): (v: string) => number {
+function wholeNumber(name: string, min: number, max = Number.MAX_SAFE_INTEGER, unit = ' of seconds'): (v: string) => number {
   return (v: string) => {
-    if (!/^\d{1,12}$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be a whole number of seconds.`);
+    if (!/^\d{1,12}$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be a whole number${unit}.`);
     const n = Number(v.trim());
     if (n < min) throw new InvalidArgumentError(`${name} must be at least ${min}.`);
+    if (n > max) throw new InvalidArgumentError(`${name} must be at most ${max}.`);
     return n;
   };
+}
+
+/** Event names the audit trail records (the admin API's list); a typo is caught before the request. */
+const AUDIT_EVENTS = ['token.created', 'token.rotated', 'token.revoked', 'token.used', 'auth.failure', 'bootstrap.used', 'bootstrap.rejected', 'bootstrap.configured'];
+
+function auditEvent(v: string): string {
+  if (!AUDIT_EVENTS.includes(v.trim())) throw new InvalidArgumentError(`unknown event ${JSON.stringify(v.slice(0, 60))} (known: ${AUDIT_EVENTS.join(', ')}).`);
+  return v.trim();
+}
+
+function knownScope(v: string): string {
+  if (!isKnownScope(v.trim())) throw new InvalidArgumentError(`unknown scope ${JSON.stringify(v.slice(0, 60))} (known: ${ALL_SCOPES.join(', ')}).`);
+  return v.trim();
 }
 
 /** Options every token command takes: output format and where/how to reach the admin API. */
@@ -87,7 +102,7 @@ export function registerTokenCommands(program: Command): void {
   withCommon(token.command('list'))
     .description('list service tokens with their status (Active, Expired, Revoked, Rotated)')
     .option('--status <status>', 'only tokens with this status (repeatable)', collect, [])
-    .option('--scope <scope>', 'only tokens holding this scope')
+    .option('--scope <scope>', 'only tokens holding this scope', knownScope)
     .option('--workspace <id>', 'only tokens allowed in this workspace')
     .action(async (o: CommonOpts & { status: string[]; scope?: string; workspace?: string }) => {
       const q = new URLSearchParams();
@@ -132,8 +147,8 @@ export function registerTokenCommands(program: Command): void {
   withCommon(token.command('audit'))
     .description('show the audit trail (creations, rotations, revocations, aggregated failures and use)')
     .option('--id <id>', 'only events of this token (and its rotated predecessors)')
-    .option('--event <name>', 'only this event (token.created, token.rotated, token.revoked, auth.failure, token.used, bootstrap.used, …)')
-    .option('--limit <n>', 'at most this many events, newest first (default 100, at most 1000)', wholeNumber('--limit', 1))
+    .option('--event <name>', `only this event (${AUDIT_EVENTS.join(', ')})`, auditEvent)
+    .option('--limit <n>', 'at most this many events, newest first (default 100, at most 1000)', wholeNumber('--limit', 1, 1000, ''))
     .action(async (o: CommonOpts & { id?: string; event?: string; limit?: number }) => {
       const q = new URLSearchParams();
       if (o.id) q.set('id', o.id);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { addr, bool, cidrs, instant, int, list, num, oneOf, Problems, raw, str, url, type Env } from './parse';
+import { isClusterUrl, parseClusterUrl } from '../ratelimit/redis-client';
 import type { AuthMode, Config, JwtConfig, TlsFiles } from './types';
 
 export class ConfigError extends Error {
@@ -76,6 +77,19 @@ function jwt(env: Env, p: Problems): JwtConfig {
   return Object.freeze(cfg);
 }
 
+/** Cluster URLs list several hosts (`redis+cluster://a:1,b:2`), which WHATWG URL refuses: parse them as the client does. */
+function redisUrl(env: Env, p: Problems): string | undefined {
+  const v = raw(env, 'ORCHEO_AUTH_REDIS_URL');
+  if (v === undefined || !isClusterUrl(v)) return url(env, 'ORCHEO_AUTH_REDIS_URL', p, ['redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:']);
+  try {
+    parseClusterUrl(v);
+    return v;
+  } catch (err) {
+    p.add('ORCHEO_AUTH_REDIS_URL', (err as Error).message);
+    return undefined;
+  }
+}
+
 /** Reads → parses → validates every variable, reporting all problems at once; the result is frozen. */
 export function loadConfig(env: Env = process.env): Config {
   const p = new Problems();
@@ -117,7 +131,7 @@ export function loadConfig(env: Env = process.env): Config {
     }),
   };
   secret(cfg, 'databaseUrl', url(env, 'ORCHEO_AUTH_DATABASE_URL', p, ['postgres:', 'postgresql:']));
-  secret(cfg, 'redisUrl', url(env, 'ORCHEO_AUTH_REDIS_URL', p, ['redis:', 'rediss:', 'redis+cluster:']));
+  secret(cfg, 'redisUrl', redisUrl(env, p));
   if (cfg.policyFile !== undefined && !existsSync(cfg.policyFile)) p.add('ORCHEO_AUTH_POLICY_FILE', `file not found: ${cfg.policyFile}`);
 
   if (p.list.length > 0) throw new ConfigError(p.list);

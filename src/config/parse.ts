@@ -128,7 +128,14 @@ export function addr(env: Env, name: string, p: Problems, def: string): HostPort
 export function instant(env: Env, name: string, p: Problems): number | undefined {
   const v = raw(env, name);
   if (v === undefined) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  if (/^\d+(\.\d+)?$/.test(v)) {
+    // 10^11 seconds is the year 5138: a number that large is milliseconds by mistake.
+    if (Number(v) > 1e11) {
+      p.add(name, `${v} looks like milliseconds; UNIX time here is in seconds (${Math.floor(Number(v) / 1000)})`);
+      return undefined;
+    }
+    return Math.round(Number(v) * 1000);
+  }
   const ms = /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN;
   if (Number.isNaN(ms)) {
     p.add(name, `expected an ISO 8601 timestamp (2024-05-01T12:00:00Z) or UNIX seconds, got ${JSON.stringify(v.slice(0, 40))}`);

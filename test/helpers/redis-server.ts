@@ -1,12 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { createServer, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 
-export const REDIS_SERVER_BIN = '/usr/bin/redis-server';
+/** redis-server from PATH (a Homebrew or /usr/local install is found too), else the Debian location. */
+export const REDIS_SERVER_BIN =
+  (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'redis-server')).find((f) => existsSync(f)) ?? '/usr/bin/redis-server';
+
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** True when something answers PING at host:port within timeoutMs. Never throws, leaves no socket open. */
@@ -87,6 +90,45 @@ export class RedisServerProcess {
     await server.restart();
     if (server.cluster) await server.assignAllSlots();
     return server;
+  }
+
+  /** n real cluster nodes on loopback ports, slots split between them, joined by CLUSTER MEET. */
+  static async startCluster(n: number): Promise<{ nodes: RedisServerProcess[]; url: string; destroy(): Promise<void> }> {
+    const nodes: RedisServerProcess[] = [];
+    for (let i = 0; i < n; i++) {
+      const node = new RedisServerProcess(await freePort(), true);
+      await node.restart();
+      nodes.push(node);
+    }
+    const per = Math.ceil(16384 / n);
+    for (const [i, node] of nodes.entries()) {
+      const c = node.nodeClient();
+      try {
+        await c.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(16383, (i + 1) * per - 1)));
+        for (const other of nodes) if (other !== node) await c.call('CLUSTER', 'MEET', '127.0.0.1', String(other.port));
+      } finally {
+        c.disconnect();
+      }
+    }
+    const deadline = Date.now() + 15000;
+    for (const node of nodes) {
+      const c = node.nodeClient();
+      try {
+        while (!String(await c.call('CLUSTER', 'INFO')).includes('cluster_state:ok')) {
+          if (Date.now() > deadline) throw new Error('cluster did not reach state ok');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      } finally {
+        c.disconnect();
+      }
+    }
+    return {
+      nodes,
+      url: `redis+cluster://${nodes.map((x) => `127.0.0.1:${x.port}`).join(',')}`,
+      destroy: async () => {
+        for (const x of nodes) await x.destroy();
+      },
+    };
   }
 
   get url(): string {

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { baseEnv, MAIN_JS, tempHome } from './helpers/spawn';
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const home = tempHome();
+  try {
+    // The API URL points at a closed port: every case here must be refused before any request.
+    return spawnSync(process.execPath, [MAIN_JS, ...args], { env: baseEnv(home.dir, { ORCHEO_API_URL: 'http://127.0.0.1:1' }), encoding: 'utf8' });
+  } finally {
+    home.remove();
+  }
+}
+
+test('--version prints the package version', () => {
+  const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const r = cli(['--version']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), version);
+});
+
+test('usage errors print one line and a --help hint, not the whole help', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['token', 'audit', '--limit', 'abc'], /--limit must be a whole number\./],
+    [['token', 'audit', '--limit', '5000'], /--limit must be at most 1000/],
+    [['token', 'audit', '--limit', '0'], /--limit must be at least 1/],
+    [['token', 'audit', '--event', 'token.create'], /unknown event "token.create" \(known: token.created, /],
+    [['token', 'list', '--scope', 'workflow:read'], /unknown scope "workflow:read" \(known: workflows:read, /],
+    [['token', 'show'], /missing required argument 'id'/],
+  ];
+  for (const [args, re] of cases) {
+    const r = cli(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.match(r.stderr, /run with --help for usage/);
+    assert.ok(!r.stderr.includes('Options:'), `${args.join(' ')} printed the whole help`);
+    assert.ok(!r.stderr.includes('Cannot reach'), `${args.join(' ')} sent a request`);
+    assert.ok(r.stderr.trim().split('\n').length <= 2, r.stderr);
+  }
+});
