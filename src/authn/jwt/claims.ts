@@ -84,26 +84,69 @@ export type ClaimsOutcome =
   | { readonly ok: true; readonly identity: Identity }
   | { readonly ok: false; readonly detail: string; readonly subject: string | undefined };
 
+export interface ClaimPolicy {
+  /** A token without `exp` is refused (ORCHEO_AUTH_JWT_REQUIRE_EXP, default true). */
+  readonly requireExp?: boolean | undefined;
+  /** A `*` workspace grants every workspace (ORCHEO_AUTH_JWT_WILDCARD_WORKSPACE, default false: dropped). */
+  readonly wildcardWorkspace?: boolean | undefined;
+}
+
+/**
+ * C0 controls, DEL and C1 controls. These values become `x-orcheo-*` header values and log fields:
+ * a CR/LF/NUL there could split a header line at a proxy that does not validate, so such a token is
+ * refused outright rather than cleaned (a cleaned value could collide with another identity).
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** Looks at the raw claim (strings, arrays, JSON-list strings alike), before any splitting on whitespace. */
+function hasControl(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return CONTROL.test(value);
+  if (Array.isArray(value) && depth <= MAX_DEPTH) return value.some((v) => hasControl(v, depth + 1));
+  return false;
+}
+
+function claimsHaveControl(payload: JWTPayload): boolean {
+  const nested = nestedOrcheo(payload);
+  return (
+    hasControl(payload.jti) ||
+    SCOPE_CLAIMS.some((c) => hasControl(payload[c])) ||
+    WORKSPACE_CLAIMS.some((c) => hasControl(payload[c])) ||
+    hasControl(nested?.['scopes']) ||
+    hasControl(nested?.['workspace_ids'])
+  );
+}
+
 /**
  * Checks what jose leaves to the caller (a usable `sub`; `iat` not in the future beyond the leeway,
- * as PyJWT does) and builds the identity. Called only on a verified payload.
+ * as PyJWT does; `exp` present unless the operator opted out; no control characters in any value
+ * that reaches a header) and builds the identity. Called only on a verified payload.
  */
-export function identityFromClaims(payload: JWTPayload, nowMs: number, leewaySeconds: number): ClaimsOutcome {
+export function identityFromClaims(payload: JWTPayload, nowMs: number, leewaySeconds: number, policy: ClaimPolicy = {}): ClaimsOutcome {
   const sub = payload.sub;
   if (typeof sub !== 'string' || sub.length === 0) {
     return { ok: false, detail: 'token has no string "sub" claim', subject: undefined };
   }
+  // A subject with control characters is never a usable rate-limit key either.
+  if (CONTROL.test(sub)) return { ok: false, detail: '"sub" claim contains control characters', subject: undefined };
   if (typeof payload.iat === 'number' && payload.iat > Math.floor(nowMs / 1000) + leewaySeconds) {
     return { ok: false, detail: '"iat" claim is in the future', subject: sub };
   }
+  if ((policy.requireExp ?? true) && typeof payload.exp !== 'number') {
+    return { ok: false, detail: 'token has no "exp" claim (ORCHEO_AUTH_JWT_REQUIRE_EXP=false accepts it)', subject: sub };
+  }
+  if (claimsHaveControl(payload)) {
+    return { ok: false, detail: '"jti", scope or workspace claim contains control characters', subject: sub };
+  }
   const jti = payload.jti;
+  const scopes = scopesOf(payload);
+  const workspaces = workspacesOf(payload);
+  if (!policy.wildcardWorkspace) workspaces.delete('*');
   const identity: Identity = Object.freeze({
     authenticated: true,
     type: identityTypeOf(payload),
     subject: sub,
     tokenId: typeof jti === 'string' && jti.length > 0 ? jti : sub,
-    scopes: scopesOf(payload),
-    workspaces: workspacesOf(payload),
+    scopes,
+    workspaces,
     source: 'jwt' as const,
     expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
   });

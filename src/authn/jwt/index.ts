@@ -24,6 +24,10 @@ export interface JwtOptions {
   jwksCacheTtlSeconds: number;
   jwksTimeoutSeconds: number;
   leewaySeconds: number;
+  /** Default true: a JWT without `exp` is refused. */
+  requireExp?: boolean;
+  /** Default false: a `*` in the workspace claims is dropped. */
+  wildcardWorkspace?: boolean;
   cacheMaxEntries?: number;
 }
 
@@ -111,7 +115,7 @@ export function createJwtAuthenticator(
       const extra = outcome.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: outcome.retryAfterSeconds };
       return rejected(outcome.code, { identityKey: outcome.subject, detail: outcome.detail, ...extra });
     }
-    const claims = identityFromClaims(outcome.payload, nowMs, opts.leewaySeconds);
+    const claims = identityFromClaims(outcome.payload, nowMs, opts.leewaySeconds, { requireExp: opts.requireExp, wildcardWorkspace: opts.wildcardWorkspace });
     if (!claims.ok) {
       logger.debug({ code: 'auth.invalid_token', detail: claims.detail }, 'jwt rejected');
       return rejected('auth.invalid_token', { identityKey: claims.subject, detail: claims.detail });
