@@ -72,14 +72,29 @@ describe('remote JWKS', () => {
   it('key rotation: a newly published kid is accepted without waiting for the TTL', async () => {
     const a = await make({ jwksCacheTtlSeconds: 3600 });
     server.setKeys(jwksOf(k1, k2));
-    // Within the refetch cooldown the new kid is not looked up yet (random kids must stay cheap)...
-    assert.equal(await auth(a, await tokenFor(k2)), 'auth.invalid_token');
-    // ...after it, the first token carrying it triggers one refetch and is accepted.
-    clock.advance(31_000);
+    // Right after the startup fetch: the cooldown counts only refetches caused by unknown kids, so
+    // the first token carrying the new kid refetches at once and is accepted.
     const before = server.fetches();
     assert.equal(await auth(a, await tokenFor(k2)), 'identified');
     assert.equal(server.fetches() - before, 1);
     assert.equal(await auth(a, await tokenFor(k1)), 'identified');
+    // A second key published now waits out the cooldown (random kids must stay cheap)...
+    const k3 = await makeKey('RS256', 'k3');
+    server.setKeys(jwksOf(k1, k2, k3));
+    assert.equal(await auth(a, await tokenFor(k3)), 'auth.invalid_token');
+    assert.equal(server.fetches() - before, 1, 'no refetch inside the cooldown');
+    // ...and is accepted after it.
+    clock.advance(31_000);
+    assert.equal(await auth(a, await tokenFor(k3)), 'identified');
+    assert.equal(server.fetches() - before, 2);
+  });
+
+  it('an explicit TTL below the 5 s floor is honoured (the floor only applies to max-age)', async () => {
+    const a = await make({ jwksCacheTtlSeconds: 2 });
+    const before = server.fetches();
+    clock.advance(2_100);
+    assert.equal(await auth(a, await tokenFor(k1)), 'identified');
+    await waitFor(() => server.fetches() - before === 1, 'routine refresh after the 2 s TTL');
   });
 
   it('provider down with cached keys: tokens still accepted (stale-if-error), fetch retried later', async () => {
@@ -111,7 +126,7 @@ describe('remote JWKS', () => {
     assert.equal(await auth(a, longLived), 'auth.key_unavailable', 'the cache does not outlive its keys');
   });
 
-  it('provider down and unknown kid → key_unavailable (503), then invalid_token during the cooldown', async () => {
+  it('provider down and unknown kid → key_unavailable (503), during the cooldown too', async () => {
     const a = await make();
     server.setDown('status');
     clock.advance(31_000);
@@ -119,8 +134,11 @@ describe('remote JWKS', () => {
     assert.equal(codeOf(r), 'auth.key_unavailable');
     assert.equal(r.kind === 'rejected' && r.error.httpStatus, 503);
     assert.ok(r.kind === 'rejected' && (r.error.retryAfterSeconds ?? 0) > 0);
-    // The last good set was fetched successfully, so within the cooldown a missing kid is a 401.
-    assert.equal(await auth(a, await tokenFor(k2)), 'auth.invalid_token');
+    // The last attempt failed, so the set we hold may be outdated: still 503 within the cooldown, and
+    // no second fetch.
+    const fetched = server.fetches();
+    assert.equal(await auth(a, await tokenFor(k2)), 'auth.key_unavailable');
+    assert.equal(server.fetches(), fetched);
     assert.equal(await auth(a, await tokenFor(k1)), 'identified', 'known keys keep working');
   });
 

@@ -4,7 +4,7 @@
  */
 import { decodeProtectedHeader, type JWSHeaderParameters } from 'jose';
 import type { Logger } from 'pino';
-import type { Authenticator, AuthnResult } from '../types';
+import type { Authenticator, AuthnOptions, AuthnResult } from '../types';
 import { createTokenCache, isExpired, tokenKey } from './cache';
 import { identityFromClaims } from './claims';
 import { rejected } from './errors';
@@ -107,9 +107,9 @@ export function createJwtAuthenticator(
   };
   warnAboutUnusableAlgorithms(logger, usable, cfg);
 
-  async function verifyMiss(token: string, key: string, header: JWSHeaderParameters, nowMs: number): Promise<AuthnResult> {
+  async function verifyMiss(token: string, key: string, header: JWSHeaderParameters, nowMs: number, offline: boolean): Promise<AuthnResult> {
     const removalsBefore = removals;
-    const outcome = await verifyJwt(cfg, token, header, nowMs);
+    const outcome = await verifyJwt(cfg, token, header, nowMs, offline);
     if (!outcome.ok) {
       logger.debug({ code: outcome.code, detail: outcome.detail }, 'jwt rejected');
       const extra = outcome.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: outcome.retryAfterSeconds };
@@ -129,7 +129,7 @@ export function createJwtAuthenticator(
     return { kind: 'identified', identity: claims.identity };
   }
 
-  function authenticate(token: string, nowMs: number): AuthnResult | Promise<AuthnResult> {
+  function authenticate(token: string, nowMs: number, authnOpts?: AuthnOptions): AuthnResult | Promise<AuthnResult> {
     try {
       if (typeof token !== 'string') return { kind: 'skip' };
       if (token.length > MAX_TOKEN_LENGTH) return rejected('auth.invalid_token', { detail: 'token too large' });
@@ -162,7 +162,7 @@ export function createJwtAuthenticator(
       if (header.kid !== undefined && typeof header.kid !== 'string') {
         return rejected('auth.invalid_token', { detail: 'kid header is not a string' });
       }
-      return verifyMiss(token, key, header, nowMs).catch((err: unknown) => unexpected(err));
+      return verifyMiss(token, key, header, nowMs, authnOpts?.offline === true).catch((err: unknown) => unexpected(err));
     } catch (err) {
       return unexpected(err);
     }

@@ -9,10 +9,15 @@
  * and imports keys from a snapshot (createLocalJWKSet, inside buildKeySet).
  *
  * Timing rules, all against the injected clock:
- * - freshness: min(ttl, max-age), never below MIN_TTL_MS; a stale set is still served while a
+ * - freshness: min(ttl, max(max-age, MIN_TTL_MS)): the floor only tames a provider's `max-age=0`,
+ *   an operator's explicit TTL below it is honoured; a stale set is still served while a
  *   background refresh runs (requests never wait for a routine refresh);
  * - stale-if-error: a set stays usable for MAX_STALE_MS after its fetch, whatever fails later;
- * - unknown kid: one refetch, only if no attempt started in the last COOLDOWN_MS;
+ * - unknown kid: one refetch, unless another unknown kid caused one in the last COOLDOWN_MS (a
+ *   routine or startup fetch does not start the cooldown: a key published a second after it is
+ *   found at once); inside the cooldown an unknown kid is `no_key` while the last attempt
+ *   succeeded and `unavailable` while it failed (the set we hold may be the outdated one);
+ * - offline lookups (public routes) never start or wait for a fetch;
  * - after a failed attempt, routine refreshes wait FAILURE_BACKOFF_MS;
  * - every fetch is coalesced: at most one is in flight.
  */
@@ -33,7 +38,7 @@ export type RemoteLookup =
   | { readonly kind: 'unavailable'; readonly detail: string };
 
 export interface RemoteKeySet {
-  lookup(header: JWSHeaderParameters): Promise<RemoteLookup>;
+  lookup(header: JWSHeaderParameters, offline?: boolean): Promise<RemoteLookup>;
   /** Called on cache hits too, so a busy, fully cached service still notices rotations. */
   refreshIfStale(): void;
   /** A key set within its stale-if-error bound exists; cached verifications rely on it. */
@@ -62,6 +67,7 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
   let fetchedAt = Number.NEGATIVE_INFINITY;
   let freshUntil = Number.NEGATIVE_INFINITY;
   let lastAttemptAt = Number.NEGATIVE_INFINITY;
+  let lastKidRefetchAt = Number.NEGATIVE_INFINITY;
   let lastFailed = false;
   let inflight: Promise<boolean> | undefined;
   let settledOnce = false;
@@ -78,7 +84,7 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
       where = redactUrl(url);
       const { body, maxAgeSeconds } = await fetchJson(url, opts.timeoutMs, closer.signal);
       const next = buildKeySet(body);
-      const ttlMs = Math.max(MIN_TTL_MS, Math.min(opts.ttlMs, maxAgeSeconds === undefined ? Infinity : maxAgeSeconds * 1000));
+      const ttlMs = Math.min(opts.ttlMs, maxAgeSeconds === undefined ? Infinity : Math.max(MIN_TTL_MS, maxAgeSeconds * 1000));
       const removal = diffKeySets(current, next);
       current = next;
       fetchedAt = now();
@@ -117,8 +123,13 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
     if (!inflight && now() >= freshUntil && backoffOver()) void refresh(current ? 'ttl expired' : 'no key set');
   }
 
-  async function lookup(header: JWSHeaderParameters): Promise<RemoteLookup> {
+  async function lookup(header: JWSHeaderParameters, offline = false): Promise<RemoteLookup> {
     let set = usable();
+    if (offline) {
+      const keys = set ? await candidateKeys(set, header) : undefined;
+      if (keys) return { kind: 'keys', keys };
+      return set && !lastFailed ? { kind: 'no_key', detail: 'no key in memory matches the token (offline)' } : { kind: 'unavailable', detail: 'no usable key in memory (offline)' };
+    }
     if (!set) {
       if (inflight) await inflight;
       else if (backoffOver()) await refresh('no key set');
@@ -133,13 +144,18 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
     // Nothing fits: maybe the provider rotated. One refetch per cooldown, shared by all askers.
     let ok: boolean | undefined;
     if (inflight) ok = await inflight;
-    else if (now() - lastAttemptAt >= COOLDOWN_MS) ok = await refresh('unknown kid');
+    else if (now() - lastKidRefetchAt >= COOLDOWN_MS) {
+      lastKidRefetchAt = now();
+      ok = await refresh('unknown kid');
+    }
     if (ok === true) {
       const fresh = usable();
       const retry = fresh && fresh !== set ? await candidateKeys(fresh, header) : undefined;
       if (retry) return { kind: 'keys', keys: retry };
     }
     if (ok === false) return { kind: 'unavailable', detail: 'no key fits and the refetch failed' };
+    // Inside the cooldown: the set is only known to be current if the last attempt succeeded.
+    if (ok === undefined && lastFailed) return { kind: 'unavailable', detail: 'no key fits and the provider is unreachable' };
     return { kind: 'no_key', detail: 'no key in the fetched set matches the token' };
   }
 

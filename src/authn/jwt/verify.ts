@@ -37,7 +37,7 @@ type KeyChoice =
   | { readonly ok: true; readonly keys: CryptoKey[]; readonly source: KeySource }
   | Extract<VerifyOutcome, { ok: false }>;
 
-async function chooseKeys(cfg: VerifierConfig, alg: string, header: JWSHeaderParameters): Promise<KeyChoice> {
+async function chooseKeys(cfg: VerifierConfig, alg: string, header: JWSHeaderParameters, offline: boolean): Promise<KeyChoice> {
   if (HMAC_ALGORITHMS.has(alg)) {
     if (!cfg.secretKey) return { ok: false, code: 'auth.unsupported_algorithm', detail: `${alg} token but no JWT secret configured` };
     return { ok: true, keys: [await cfg.secretKey(alg)], source: 'secret' };
@@ -50,7 +50,7 @@ async function chooseKeys(cfg: VerifierConfig, alg: string, header: JWSHeaderPar
     if (keys) return { ok: true, keys, source: 'static' };
   }
   if (!cfg.remote) return { ok: false, code: 'auth.invalid_token', detail: 'no static key matches the token' };
-  const found = await cfg.remote.lookup(header);
+  const found = await cfg.remote.lookup(header, offline);
   if (found.kind === 'keys') return { ok: true, keys: found.keys, source: 'remote' };
   if (found.kind === 'no_key') return { ok: false, code: 'auth.invalid_token', detail: found.detail };
   return {
@@ -66,6 +66,8 @@ export async function verifyJwt(
   token: string,
   header: JWSHeaderParameters,
   nowMs: number,
+  /** Only keys already in memory: no JWKS fetch is started or awaited (public routes). */
+  offline = false,
 ): Promise<VerifyOutcome> {
   const alg = header.alg;
   if (typeof alg !== 'string' || !cfg.algorithms.has(alg)) {
@@ -73,7 +75,7 @@ export async function verifyJwt(
   }
   let choice: KeyChoice;
   try {
-    choice = await chooseKeys(cfg, alg, header);
+    choice = await chooseKeys(cfg, alg, header, offline);
   } catch (err) {
     const mapped = mapJoseError(err); // a broken JWK in the set, typically
     return { ok: false, code: mapped.code, detail: `key selection: ${mapped.detail}` };
