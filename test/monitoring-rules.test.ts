@@ -5,18 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { loadYaml, readRepoFile, repoPath } from './helpers/envoy-schema';
+import { missingBinary } from './helpers/monitoring';
 
-export const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
-
-/** undefined when present; otherwise the skip reason (a failure under CI_REQUIRE_BACKENDS). */
-export function missingBinary(bin: string): string | undefined {
-  if (fs.existsSync(bin)) return undefined;
-  if (process.env.CI_REQUIRE_BACKENDS) throw new Error(`CI_REQUIRE_BACKENDS is set but ${bin} is missing (Debian package prometheus)`);
-  return `${bin} not installed (Debian package prometheus)`;
-}
+const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 
 function promtool(...args: string[]): { code: number | null; out: string } {
   const r = spawnSync(PROMTOOL, args, { cwd: repoPath('deploy/monitoring'), encoding: 'utf8', timeout: 60_000 });
