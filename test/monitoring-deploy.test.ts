@@ -4,8 +4,10 @@
  * admits exactly the ports the pods listen on, and ConfigMap names do not collide between layouts.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { allContainers, isAuthzContainer, loadK8sObjects, podSpecOf, type K8sObject } from './helpers/envoy-schema';
+import { allContainers, isAuthzContainer, listRepoFiles, loadK8sObjects, loadYaml, podSpecOf, repoPath, type K8sObject } from './helpers/envoy-schema';
 
 const sidecar = loadK8sObjects('deploy/k8s/sidecar');
 const shared = loadK8sObjects('deploy/k8s/shared-tier');
@@ -70,4 +72,21 @@ describe('monitoring and shared-tier manifests', () => {
       }
     }
   });
+
+  for (const dir of ['deploy/k8s/sidecar', 'deploy/k8s/shared-tier']) {
+    it(`${dir}/kustomization.yaml lists every manifest of the folder, each existing`, () => {
+      const k = loadYaml(`${dir}/kustomization.yaml`);
+      assert.equal(k.kind, 'Kustomization');
+      const files = listRepoFiles(dir, ['.yaml', '.yml']).map((f) => f.slice(dir.length + 1)).filter((f) => f !== 'kustomization.yaml');
+      assert.deepEqual([...k.resources].sort(), files);
+    });
+
+    const kubectl = '/usr/bin/kubectl';
+    it(`kubectl kustomize ${dir} builds`, { skip: fs.existsSync(kubectl) ? undefined : `${kubectl} not installed` }, () => {
+      const r = spawnSync(kubectl, ['kustomize', repoPath(dir)], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const built = r.stdout.split(/^---$/m).length;
+      assert.equal(built, loadK8sObjects(dir).filter((o) => o.kind !== 'Kustomization').length, 'one built object per manifest object');
+    });
+  }
 });
