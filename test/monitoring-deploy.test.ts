@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
 import { allContainers, isAuthzContainer, listRepoFiles, loadK8sObjects, loadYaml, podSpecOf, repoPath, type K8sObject } from './helpers/envoy-schema';
 
 const sidecar = loadK8sObjects('deploy/k8s/sidecar');
@@ -73,7 +74,7 @@ describe('monitoring and shared-tier manifests', () => {
     }
   });
 
-  for (const dir of ['deploy/k8s/sidecar', 'deploy/k8s/shared-tier']) {
+  for (const dir of ['deploy/k8s/sidecar', 'deploy/k8s/shared-tier', 'deploy/k8s/dev']) {
     it(`${dir}/kustomization.yaml lists every manifest of the folder, each existing`, () => {
       const k = loadYaml(`${dir}/kustomization.yaml`);
       assert.equal(k.kind, 'Kustomization');
@@ -89,4 +90,30 @@ describe('monitoring and shared-tier manifests', () => {
       assert.equal(built, loadK8sObjects(dir).filter((o) => o.kind !== 'Kustomization').length, 'one built object per manifest object');
     });
   }
+
+  it('the dev-only Postgres and Redis say so, in a comment and a label', () => {
+    const files = listRepoFiles('deploy/k8s/dev', ['.yaml']);
+    assert.ok(files.length >= 3);
+    for (const f of files) assert.match(fs.readFileSync(repoPath(f), 'utf8'), /^# DEV \/ TEST CLUSTERS ONLY/, f);
+    for (const o of loadK8sObjects('deploy/k8s/dev').filter((x) => x.kind !== 'Kustomization')) {
+      assert.equal(o.metadata.labels?.['app.kubernetes.io/part-of'], 'orcheo-dev', `${o.__file}: ${o.kind}/${o.metadata.name}`);
+    }
+  });
+
+  it('the Istio overlay starts without cert-manager: no TLS variables, no TLS Secret mount, no cert-manager objects', {
+    skip: fs.existsSync('/usr/bin/kubectl') ? undefined : '/usr/bin/kubectl not installed',
+  }, () => {
+    const r = spawnSync('/usr/bin/kubectl', ['kustomize', repoPath('deploy/istio')], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const objs = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject);
+    assert.deepEqual(objs.filter((o) => o.apiVersion.startsWith('cert-manager.io/')).map((o) => o.metadata.name), []);
+    const dep = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'orcheo-authz')!;
+    const pod = podSpecOf(dep);
+    const authz = allContainers(pod).find(isAuthzContainer);
+    assert.deepEqual(authz.env.map((e: any) => e.name).filter((n: string) => n.startsWith('ORCHEO_AUTH_GRPC_TLS')), []);
+    const secretVolumes = pod.volumes.filter((v: any) => v.secret).map((v: any) => v.secret.secretName);
+    assert.deepEqual(secretVolumes, [], 'a Secret volume nothing creates keeps the pod in ContainerCreating');
+    assert.ok(authz.volumeMounts.every((m: any) => pod.volumes.some((v: any) => v.name === m.name)), 'every mount has its volume');
+    assert.ok(objs.some((o) => o.kind === 'AuthorizationPolicy'));
+  });
 });
