@@ -87,6 +87,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     kinds.push(withKeyNamespace('bootstrap',
       createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
         logger.warn({ accepted: ok }, 'bootstrap token used');
+        metrics.bootstrapUses.inc({ accepted: String(ok) });
         audit.count(ok ? 'bootstrap.used' : 'bootstrap.rejected', 'bootstrap');
       }),
     ));
@@ -103,9 +104,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
         intervalSeconds: cfg.rateLimit.intervalSeconds,
         failClosed: cfg.rateLimit.failClosed,
         logger,
-        onBackendChange: (b) => {
-          for (const n of ['redis', 'memory', 'fallback']) metrics.limiterBackend.set({ backend: n }, n === b ? 1 : 0);
-        },
+        onBackendChange: (b) => metrics.setLimiterBackend(b),
       })
     : undefined;
 
@@ -139,7 +138,10 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     jwt: jwt ? () => jwt.stats() : undefined,
     notifications: () => tokenFeed.received,
     notificationLagMs: () => tokenFeed.lastLagMs,
+    policy: () => policy,
   });
+  // Export the limiter backend from the start (the Redis one reports 'redis' once connected).
+  if (limiter && !cfg.redisUrl?.trim()) metrics.setLimiterBackend('memory');
 
   let grpcServer: GrpcServer | undefined;
   let draining = false;

@@ -1,5 +1,17 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import type { Outcome } from '../pipeline/check';
+
+/** The package version (dist/src/admin → repository root); 'unknown' if package.json is not shipped. */
+function packageVersion(): string {
+  try {
+    const v = (JSON.parse(readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as { version?: unknown }).version;
+    return typeof v === 'string' && /^[\w.+-]{1,40}$/.test(v) ? v : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** Values read at scrape time from the components that own them (no work on the Check path). */
 export interface MetricSources {
@@ -8,6 +20,9 @@ export interface MetricSources {
   readonly notifications?: (() => number) | undefined;
   /** Write-to-index delay of the last token notification, ms (database and host clocks assumed close). */
   readonly notificationLagMs?: (() => number | undefined) | undefined;
+  /** The policy in force: failed reloads, load count, and when it was loaded (ms since the epoch). */
+  readonly policy?: (() => { reloadFailures: number; revision: number; loadedAtMs: number }) | undefined;
+  readonly version?: string | undefined;
 }
 
 /** A counter whose value is owned elsewhere and copied in at scrape time. */
@@ -40,12 +55,28 @@ export class Metrics {
   });
   readonly limiterBackend = new Gauge({ name: 'orcheo_authz_ratelimit_backend', help: 'Active rate-limit backend (1 = active): redis, memory, or fallback while Redis is unreachable', labelNames: ['backend'] as const, registers: [this.registry] });
 
+  /** Incremented at the bootstrap authenticator's use callback: it should stay at 0 after setup. */
+  readonly bootstrapUses = new Counter({ name: 'orcheo_authz_bootstrap_token_uses_total', help: 'Requests that presented the bootstrap token', labelNames: ['accepted'] as const, registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'orcheo_authz_' });
+    // All three series exist from the start (at 0) so alerts and dashboards see them before any change.
+    this.setLimiterBackend(undefined);
+  }
+
+  setLimiterBackend(b: 'redis' | 'memory' | 'fallback' | undefined): void {
+    for (const n of ['redis', 'memory', 'fallback']) this.limiterBackend.set({ backend: n }, n === b ? 1 : 0);
   }
 
   bind(src: MetricSources): void {
     const r = this.registry;
+    new Gauge({ name: 'orcheo_authz_build_info', help: 'Always 1; the version label says what runs', labelNames: ['version'] as const, registers: [r] }).set({ version: src.version ?? packageVersion() }, 1);
+    if (src.policy) {
+      const p = src.policy;
+      mirroredCounter(r, 'orcheo_authz_policy_reload_failures_total', 'Policy file reloads rejected (previous policy kept)', () => p().reloadFailures);
+      new Gauge({ name: 'orcheo_authz_policy_revision', help: 'Policy loads since start (1 = the initial load)', registers: [r], collect() { this.set(p().revision); } });
+      new Gauge({ name: 'orcheo_authz_policy_loaded_timestamp_seconds', help: 'When the policy in force was loaded', registers: [r], collect() { this.set(p().loadedAtMs / 1000); } });
+    }
     new Gauge({ name: 'orcheo_authz_token_index_size', help: 'Service tokens held in memory', registers: [r], collect() { this.set(src.tokenIndex().size); } });
     new Gauge({
       name: 'orcheo_authz_token_index_staleness_seconds',

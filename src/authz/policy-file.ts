@@ -126,6 +126,10 @@ export function loadPolicyFile(file: string): Policy {
 export class PolicySource {
   private current: Policy;
   private watching = false;
+  /** For metrics: failed reloads, successful loads (1 = the initial one), and when the current one was loaded. */
+  reloadFailures = 0;
+  revision = 1;
+  loadedAtMs = Date.now();
 
   constructor(initial: Policy, private readonly file: string | undefined, private readonly logger: Logger, private readonly pollMs = 1000) {
     this.current = initial;
@@ -139,9 +143,12 @@ export class PolicySource {
     if (!this.file) return false;
     try {
       this.current = loadPolicyFile(this.file);
+      this.revision++;
+      this.loadedAtMs = Date.now();
       this.logger.info({ file: this.file, rules: this.current.rules.length }, `policy reloaded: ${ruleCount(this.current)}`);
       return true;
     } catch (err) {
+      this.reloadFailures++;
       this.logger.error({ err: (err as Error).message }, 'policy reload failed; keeping the previous policy');
       return false;
     }
