@@ -153,9 +153,11 @@ test('rotate through the CLI: overlap 0 ends the old secret at once, a short ove
   assert.equal(list.code, 0);
   const lines = list.stdout.trim().split('\n');
   assert.match(lines[0]!, /^ID\s+Scopes\s+Workspaces\s+Issued\s+Expires\s+Status$/);
-  assert.match(list.stdout, /^my-ci-token\s+workflows:read\s+-\s+\S+ \S+ UTC\s+never\s+Active$/m);
+  assert.match(list.stdout, /^my-ci-token\s+workflows:read\s+none\s+\S+ \S+ UTC\s+never\s+Active$/m);
   assert.match(list.stdout, /^my-ci-token~r1\s.*\sRotated$/m);
-  assert.equal(lines.length, 2 + 3);
+  // header, rule, three tokens, blank, the note that tokens without workspaces are denied on workspace routes
+  assert.equal(lines.length, 2 + 3 + 2);
+  assert.match(lines.at(-1)!, /denied on workspace routes/);
 });
 
 test('a revocation through one server instance is enforced by another one sharing the store', async (t) => {

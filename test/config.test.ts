@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config/load';
 import { SHIPPED_SECRET_VALUES } from '../src/config/shipped';
+import { startServer, tempHome } from './helpers/spawn';
 
 const MAIN = join(__dirname, '..', 'src', 'main.js');
 
@@ -135,5 +136,16 @@ describe('configuration', () => {
     }
     assert.ok(found.size > 0, 'no secrets found: the scan is broken');
     for (const v of found) assert.ok(SHIPPED_SECRET_VALUES.includes(v), `${v} ships in deploy/ but is not in SHIPPED_SECRET_VALUES`);
+  });
+
+  test('serve logs the same warnings at start, without secret values', async (t) => {
+    const home = tempHome();
+    t.after(() => home.remove());
+    const server = await startServer({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_JWT_SECRET: 'short-secret', ORCHEO_AUTH_RATE_LIMTI_IP: '3' }, { home: home.dir });
+    t.after(() => server.stop());
+    const line = await server.waitForLog(/did you mean ORCHEO_AUTH_RATE_LIMIT_IP/);
+    assert.match(line, /"code":"config.warning"/);
+    await server.waitForLog(/ORCHEO_AUTH_JWT_SECRET is 12 bytes/);
+    assert.ok(!server.logs().includes('short-secret'));
   });
 });

@@ -53,8 +53,11 @@ function secretBlock(t: TokenJson, title: string): string[] {
   return [title, '', `ID: ${clean(t.id)}`, `Secret: ${clean(t.secret)}`, '', SECRET_WARNING, ''];
 }
 
+/** A token without workspaces is denied on every workspace route; say so wherever they are shown. */
+export const NO_WORKSPACES = 'none (denied on workspace routes)';
+
 function tokenSummary(t: TokenJson): string[] {
-  return [`Scopes: ${listOf(t.scopes)}`, `Workspaces: ${listOf(t.workspaces)}`, `Expires: ${when(t.expires_at)}`];
+  return [`Scopes: ${listOf(t.scopes)}`, `Workspaces: ${listOf(t.workspaces, NO_WORKSPACES)}`, `Expires: ${when(t.expires_at)}`];
 }
 
 export function formatCreated(t: TokenJson): string {
@@ -75,7 +78,7 @@ export function formatToken(t: TokenJson): string {
     ['ID', clean(t.id)],
     ['Status', clean(t.status)],
     ['Scopes', listOf(t.scopes)],
-    ['Workspaces', listOf(t.workspaces)],
+    ['Workspaces', listOf(t.workspaces, NO_WORKSPACES)],
     ['Issued', when(t.issued_at)],
     ['Expires', when(t.expires_at)],
   ];
@@ -103,14 +106,20 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
-const short = (iso: string | null, never = 'never'): string => (iso ? when(iso).replace(/:\d\d UTC$/, ' UTC') : never);
+/** Minutes are enough for a list, except for an expiry within the hour, where the seconds matter (NaN now: always minutes). */
+function short(iso: string | null, now: number, never = 'never'): string {
+  if (!iso) return never;
+  return Math.abs(Date.parse(iso) - now) < 3_600_000 ? when(iso) : when(iso).replace(/:\d\d UTC$/, ' UTC');
+}
 
-export function formatList(tokens: TokenJson[]): string {
+export function formatList(tokens: TokenJson[], now = Date.now()): string {
   if (tokens.length === 0) return 'No service tokens found.\n';
-  return table(
+  const out = table(
     ['ID', 'Scopes', 'Workspaces', 'Issued', 'Expires', 'Status'],
-    tokens.map((t) => [clean(t.id), listOf(t.scopes, '-'), listOf(t.workspaces, '-'), short(t.issued_at), short(t.expires_at), clean(t.status)]),
+    tokens.map((t) => [clean(t.id), listOf(t.scopes, '-'), listOf(t.workspaces, 'none'), short(t.issued_at, Number.NaN), short(t.expires_at, now), clean(t.status)]),
   );
+  const bare = tokens.some((t) => !t.workspaces?.length);
+  return bare ? `${out}\nWorkspaces "none": denied on workspace routes.\n` : out;
 }
 
 export function formatAudit(events: AuditJson[]): string {
