@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { allContainers, isAuthzContainer, listRepoFiles, loadK8sObjects, loadYaml, podSpecOf, repoPath, type K8sObject } from './helpers/envoy-schema';
+import { allContainers, isAuthzContainer, listRepoFiles, loadK8sObjects, loadYaml, podSpecOf, readRepoFile, repoPath, type K8sObject } from './helpers/envoy-schema';
 
 const sidecar = loadK8sObjects('deploy/k8s/sidecar');
 const shared = loadK8sObjects('deploy/k8s/shared-tier');
@@ -74,7 +74,7 @@ describe('monitoring and shared-tier manifests', () => {
     }
   });
 
-  for (const dir of ['deploy/k8s/sidecar', 'deploy/k8s/shared-tier', 'deploy/k8s/dev']) {
+  for (const dir of ['deploy/k8s/sidecar', 'deploy/k8s/shared-tier', 'deploy/k8s/shared-tier-app', 'deploy/k8s/dev']) {
     it(`${dir}/kustomization.yaml lists every manifest of the folder, each existing`, () => {
       const k = loadYaml(`${dir}/kustomization.yaml`);
       assert.equal(k.kind, 'Kustomization');
@@ -115,5 +115,24 @@ describe('monitoring and shared-tier manifests', () => {
     assert.deepEqual(secretVolumes, [], 'a Secret volume nothing creates keeps the pod in ContainerCreating');
     assert.ok(authz.volumeMounts.every((m: any) => pod.volumes.some((v: any) => v.name === m.name)), 'every mount has its volume');
     assert.ok(objs.some((o) => o.kind === 'AuthorizationPolicy'));
+  });
+
+  it('the shared-tier example app mounts the client TLS Secret where envoy-shared-tier.yaml reads it, and may reach Check', () => {
+    const objs = loadK8sObjects('deploy/k8s/shared-tier-app');
+    const dep = objs.find((o) => o.kind === 'Deployment')!;
+    const pod = podSpecOf(dep);
+    const envoy = allContainers(pod).find((c: any) => c.name === 'envoy');
+    const mountOf = (file: string): any => envoy.volumeMounts.find((m: any) => file.startsWith(`${m.mountPath}/`));
+    const files = [...readRepoFile('deploy/envoy/envoy-shared-tier.yaml').matchAll(/filename: (\S+) \}/g)].map((m) => m[1]!);
+    assert.ok(files.length >= 3, files.join(', '));
+    for (const f of files) {
+      const vol = pod.volumes.find((v: any) => v.name === mountOf(f)?.name);
+      assert.equal(vol?.secret?.secretName, 'orcheo-authz-client-tls', `${f} is not on the client TLS Secret`);
+    }
+    const cfgPath: string = envoy.args[envoy.args.indexOf('-c') + 1];
+    assert.ok(pod.volumes.find((v: any) => v.name === mountOf(cfgPath)?.name)?.configMap, `${cfgPath} is not on a ConfigMap`);
+    const np = shared.find((o) => o.kind === 'NetworkPolicy')!;
+    const grpcRule = np['spec'].ingress.find((r: any) => r.ports.some((p: any) => p.port === 9191));
+    assert.ok(grpcRule.from.some((f: any) => f.podSelector && matches(f.podSelector.matchLabels, dep['spec'].template.metadata.labels)));
   });
 });
