@@ -10,6 +10,9 @@ export interface AdminActor {
   readonly clientIp: string | undefined;
   readonly userAgent: string | undefined;
   readonly forwardedFor: string | undefined;
+  /** What the caller holds, so create/rotate can grant no more (privilege escalation). */
+  readonly scopes: readonly string[];
+  readonly workspaces: readonly string[];
 }
 
 export type AdminAuthResult =
@@ -76,6 +79,8 @@ export async function authenticateAdmin(check: CheckFn, req: IncomingMessage, ac
       clientIp: req.socket.remoteAddress ?? undefined,
       userAgent: typeof ua === 'string' ? ua : undefined,
       forwardedFor: typeof xff === 'string' ? xff : Array.isArray(xff) ? xff.join(',') : undefined,
+      scopes: (fields.get('x-orcheo-scopes') ?? '').split(',').filter(Boolean),
+      workspaces: (fields.get('x-orcheo-workspaces') ?? '').split(',').filter(Boolean),
     },
   };
 }

@@ -21,6 +21,7 @@ import {
 import { authenticateAdmin, type AdminAccess, type AdminActor } from './auth';
 import { readJsonBody } from './body';
 import { ApiError, badRequest } from './errors';
+import { assertGrantable } from './escalation';
 import { sendJson } from './http-server';
 import { parseCreate, parseRevoke, parseRotate, parseStatuses, rejectUnknownParams } from './validate';
 import { auditView, tokenView } from './views';
@@ -132,6 +133,7 @@ export function createTokensApi(app: App) {
 
   async function create(req: IncomingMessage, actor: AdminActor): Promise<unknown> {
     const input = parseCreate(await readJsonBody(req));
+    assertGrantable(actor, input.scopes, input.workspaces);
     const now = Date.now();
     const id = input.id ?? `token-${randomBytes(8).toString('hex')}`;
     const expiresAt = input.expiresIn === undefined ? undefined : now + input.expiresIn * 1000;
@@ -155,6 +157,12 @@ export function createTokensApi(app: App) {
 
   async function rotate(req: IncomingMessage, id: string, actor: AdminActor): Promise<unknown> {
     const input = parseRotate(await readJsonBody(req));
+    // Rotation without scopes/workspaces keeps the token's own: those must be grantable too.
+    const current = input.scopes && input.workspaces ? undefined : await getToken(db, id);
+    if (!input.scopes || !input.workspaces) {
+      if (!current) throw new TokenNotFoundError(id);
+    }
+    assertGrantable(actor, input.scopes ?? current?.scopes ?? [], input.workspaces ?? current?.workspaces ?? []);
     const now = Date.now();
     const out = await db.transaction(async (tx) => {
       const r = await rotateToken(tx, { id, overlapSeconds: input.overlap, expiresInSeconds: input.expiresIn, scopes: input.scopes, workspaces: input.workspaces, actor: actor.subject, nowMs: now });

@@ -12,13 +12,14 @@ export interface NewToken {
 }
 
 /**
- * Ids an operator may choose: 1–128 of letters, digits, `.`, `_`, `-`, starting with a letter or
+ * Ids an operator may choose: 1–128 of letters, digits, `.`, `_`, `-`, `:`, starting with a letter or
  * digit. `~` is reserved for the ids rotation gives to superseded secrets (`<id>~r<N>`), so they can
- * never collide with a chosen id; `audit` is reserved by the admin API's path layout.
+ * never collide with a chosen id; `audit` is reserved by the admin API's path layout,
+ * `bootstrap` because the bootstrap identity already uses that token id (audit rows, headers).
  */
-export const TOKEN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const ARCHIVED_ID_PATTERN = /^([A-Za-z0-9][A-Za-z0-9._-]{0,127})~r([1-9][0-9]{0,8})$/;
-export const RESERVED_TOKEN_IDS: ReadonlySet<string> = new Set(['audit']);
+export const TOKEN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const ARCHIVED_ID_PATTERN = /^([A-Za-z0-9][A-Za-z0-9._:-]{0,127})~r([1-9][0-9]{0,8})$/;
+export const RESERVED_TOKEN_IDS: ReadonlySet<string> = new Set(['audit', 'bootstrap']);
 export const ROTATED_SUFFIX = '~r';
 
 export function isValidNewTokenId(id: string): boolean {
