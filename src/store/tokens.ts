@@ -71,6 +71,16 @@ async function lockId(q: Queryable, id: string): Promise<void> {
 }
 
 /**
+ * The database's clock inside a write transaction. Issue, expiry, revocation and overlap instants
+ * are taken from it, never from the replica's clock: a replica running fast would otherwise write
+ * a `revoked_at` in the future, and the token would stay valid everywhere else.
+ */
+export async function transactionNow(q: Queryable): Promise<number> {
+  const rows = await q.query(`SELECT now() AS now`);
+  return new Date(rows[0]!.now as string | Date).getTime();
+}
+
+/**
  * Inserts a token and returns its record with the secret, which exists only in this return value:
  * the database keeps its SHA-256.
  */
