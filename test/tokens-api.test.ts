@@ -518,3 +518,50 @@ test('a chunked body is cut off at 64 KiB (no Content-Length to trust)', async (
   // Either way (answered, or the connection was closed on the sender), nothing was created.
   assert.equal((await api(a, 'GET', '/big')).status, 404);
 });
+
+test('minting grants at most what the caller holds: 403 token.privilege_escalation names what is missing', async (t) => {
+  const a = await appFor(t);
+  if (!a) return;
+  const mk = async (token: string, body: Record<string, unknown>) => api(a, 'POST', '', { token, body });
+  const wsAdmin = (await mk(BOOT, { id: 'ws-admin', scopes: ['admin:tokens:write', 'admin:tokens:read', 'workflows:read'], workspaces: ['ws-a'] })).body.secret as string;
+  assert.ok(wsAdmin);
+  assert.equal((await mk(BOOT, { id: 'wide', scopes: ['workflows:execute'], workspaces: ['ws-b'] })).status, 201);
+
+  const all = await mk(wsAdmin, { id: 'evil', scopes: ['workflows:read', 'workflows:execute'], workspaces: ['*'] });
+  assert.equal(all.status, 403, all.text);
+  assert.equal(all.body.code, 'token.privilege_escalation');
+  assert.match(all.body.message, /scopes workflows:execute;.*workspaces \*/);
+  const otherWs = await mk(wsAdmin, { id: 'evil2', scopes: ['workflows:read'], workspaces: ['ws-a', 'ws-b'] });
+  assert.equal(otherWs.status, 403);
+  assert.match(otherWs.body.message, /workspaces ws-b$/);
+  assert.equal((await api(a, 'GET', '/evil')).status, 404, 'nothing was created');
+
+  const narrow = await mk(wsAdmin, { id: 'narrow', scopes: ['workflows:read'], workspaces: ['ws-a'] });
+  assert.equal(narrow.status, 201, narrow.text);
+  // Rotation: widening, or rotating a token whose own grants exceed the caller's, is refused.
+  const widen = await api(a, 'POST', '/narrow/rotate', { token: wsAdmin, body: { scopes: ['admin:tokens:write', 'workflows:execute'] } });
+  assert.equal(widen.status, 403, widen.text);
+  assert.equal(widen.body.code, 'token.privilege_escalation');
+  assert.match(widen.body.message, /scopes workflows:execute$/);
+  const foreign = await api(a, 'POST', '/wide/rotate', { token: wsAdmin, body: {} });
+  assert.equal(foreign.status, 403, foreign.text);
+  assert.match(foreign.body.message, /scopes workflows:execute; workspaces ws-b/);
+  assert.equal((await api(a, 'POST', '/narrow/rotate', { token: wsAdmin, body: {} })).status, 200, 'within its grants it may rotate');
+  // A full admin (the bootstrap token: every scope, `*`) still can.
+  assert.equal((await api(a, 'POST', '/wide/rotate', { body: { workspaces: ['*'] } })).status, 200);
+  assert.equal((await mk(BOOT, { id: 'everything', scopes: ['workflows:execute', 'admin:tokens:write'], workspaces: ['*'] })).status, 201);
+});
+
+test('token ids may contain `:`; `bootstrap` and `audit` are reserved', async (t) => {
+  const a = await appFor(t);
+  if (!a) return;
+  const c = await api(a, 'POST', '', { body: { id: 'ci:deploy.prod', scopes: ['workflows:read'] } });
+  assert.equal(c.status, 201, c.text);
+  assert.equal((await api(a, 'GET', `/${encodeURIComponent('ci:deploy.prod')}`)).body.id, 'ci:deploy.prod');
+  assert.equal((await api(a, 'POST', '/ci:deploy.prod/rotate', { body: {} })).status, 200);
+  for (const id of ['bootstrap', 'audit']) {
+    const r = await api(a, 'POST', '', { body: { id } });
+    assert.equal(r.status, 400, id);
+    assert.equal(r.body.code, 'token.invalid_id');
+  }
+});

@@ -11,6 +11,9 @@ export interface AdminActor {
   readonly clientIp: string | undefined;
   readonly userAgent: string | undefined;
   readonly forwardedFor: string | undefined;
+  /** What the caller holds, so create/rotate can grant no more (privilege escalation). */
+  readonly scopes: readonly string[];
+  readonly workspaces: readonly string[];
 }
 
 export type AdminAuthResult =
@@ -82,6 +85,8 @@ export async function authenticateAdmin(check: CheckFn, req: IncomingMessage, ac
       clientIp: requestClientIp(req),
       userAgent: typeof ua === 'string' ? ua : undefined,
       forwardedFor: typeof xff === 'string' ? xff : Array.isArray(xff) ? xff.join(',') : undefined,
+      scopes: (fields.get('x-orcheo-scopes') ?? '').split(',').filter(Boolean),
+      workspaces: (fields.get('x-orcheo-workspaces') ?? '').split(',').filter(Boolean),
     },
   };
 }

@@ -17,10 +17,12 @@ import {
   rotateToken,
   TokenNotFoundError,
   TokenStateError,
+  transactionNow,
 } from '../store/tokens';
 import { authenticateAdmin, type AdminAccess, type AdminActor } from './auth';
 import { readJsonBody } from './body';
 import { ApiError, badRequest } from './errors';
+import { assertGrantable } from './escalation';
 import { sendJson } from './http-server';
 import { parseCreate, parseRevoke, parseRotate, parseStatuses, rejectUnknownParams } from './validate';
 import { auditView, tokenView } from './views';
@@ -112,7 +114,7 @@ export function createTokensApi(app: App) {
     if (scope !== undefined && !isKnownScope(scope)) throw badRequest('token.invalid_scope', `Unknown scope ${JSON.stringify(scope.slice(0, 64))}`);
     const workspace = q.get('workspace') ?? undefined;
     if (workspace !== undefined && !isValidWorkspaceId(workspace)) throw badRequest('token.invalid_workspace', `Malformed workspace id ${JSON.stringify(workspace.slice(0, 64))}`);
-    const now = Date.now();
+    const now = index.dbNow();
     const all = await listTokens(db, { statuses, scope, workspace, nowMs: now });
     // The newest superseded secret of each name, for `rotated_from`.
     const newest = new Map<string, { id: string; g: number }>();
@@ -127,15 +129,16 @@ export function createTokensApi(app: App) {
     const r = await getToken(db, id);
     if (!r) throw new TokenNotFoundError(id);
     const prev = parseArchivedId(id) ? [] : await predecessorIds(db, id);
-    return tokenView(r, Date.now(), prev[0]);
+    return tokenView(r, index.dbNow(), prev[0]);
   }
 
   async function create(req: IncomingMessage, actor: AdminActor): Promise<unknown> {
     const input = parseCreate(await readJsonBody(req));
-    const now = Date.now();
+    assertGrantable(actor, input.scopes, input.workspaces);
     const id = input.id ?? `token-${randomBytes(8).toString('hex')}`;
-    const expiresAt = input.expiresIn === undefined ? undefined : now + input.expiresIn * 1000;
     const { record, secret } = await db.transaction(async (tx) => {
+      const now = await transactionNow(tx);
+      const expiresAt = input.expiresIn === undefined ? undefined : now + input.expiresIn * 1000;
       const out = await insertToken(tx, { id, scopes: input.scopes, workspaces: input.workspaces, expiresAt, createdBy: actor.subject, issuedAt: now });
       await insertAuditEvents(tx, [
         {
@@ -150,13 +153,19 @@ export function createTokensApi(app: App) {
     });
     index.apply(record);
     logger.info({ op: 'token.created', id, actor: actor.subject, scopes: record.scopes, workspaces: record.workspaces }, 'service token created');
-    return { ...tokenView(record, Date.now()), secret };
+    return { ...tokenView(record, index.dbNow()), secret };
   }
 
   async function rotate(req: IncomingMessage, id: string, actor: AdminActor): Promise<unknown> {
     const input = parseRotate(await readJsonBody(req));
-    const now = Date.now();
+    // Rotation without scopes/workspaces keeps the token's own: those must be grantable too.
+    const current = input.scopes && input.workspaces ? undefined : await getToken(db, id);
+    if (!input.scopes || !input.workspaces) {
+      if (!current) throw new TokenNotFoundError(id);
+    }
+    assertGrantable(actor, input.scopes ?? current?.scopes ?? [], input.workspaces ?? current?.workspaces ?? []);
     const out = await db.transaction(async (tx) => {
+      const now = await transactionNow(tx);
       const r = await rotateToken(tx, { id, overlapSeconds: input.overlap, expiresInSeconds: input.expiresIn, scopes: input.scopes, workspaces: input.workspaces, actor: actor.subject, nowMs: now });
       await insertAuditEvents(tx, [
         {
@@ -181,16 +190,15 @@ export function createTokensApi(app: App) {
     index.apply(out.previous);
     index.apply(out.record);
     logger.info({ op: 'token.rotated', id, previous: out.previous.id, overlap_seconds: input.overlap, actor: actor.subject }, 'service token rotated');
-    const t = Date.now();
+    const t = index.dbNow();
     return { ...tokenView(out.record, t, out.previous.id), secret: out.secret, previous: tokenView(out.previous, t) };
   }
 
   async function revoke(req: IncomingMessage, url: URL, id: string, actor: AdminActor): Promise<unknown> {
     rejectUnknownParams(url.searchParams, ['reason']);
     const { reason } = parseRevoke(await readJsonBody(req), url.searchParams);
-    const now = Date.now();
     const records = await db.transaction(async (tx) => {
-      const rs = await revokeToken(tx, { id, reason, nowMs: now });
+      const rs = await revokeToken(tx, { id, reason, nowMs: await transactionNow(tx) });
       await insertAuditEvents(
         tx,
         rs.map((r) => ({ event: 'token.revoked' as const, tokenId: r.id, ...auditBase(actor), reason, details: { ...(r.id === id ? {} : { via: id }), ...actorDetails(actor) } })),
@@ -200,7 +208,7 @@ export function createTokensApi(app: App) {
     });
     for (const r of records) index.apply(r);
     logger.info({ op: 'token.revoked', id, also: records.slice(1).map((r) => r.id), actor: actor.subject }, 'service token revoked');
-    return { ...tokenView(records[0]!, Date.now()), also_revoked: records.slice(1).map((r) => r.id) };
+    return { ...tokenView(records[0]!, index.dbNow()), also_revoked: records.slice(1).map((r) => r.id) };
   }
 
   async function audit(url: URL): Promise<unknown> {

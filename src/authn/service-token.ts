@@ -41,8 +41,11 @@ export function createServiceTokenAuthenticator(index: TokenIndex): Authenticato
         return { kind: 'skip' };
       }
       const key = r.id;
-      if (r.revokedAt !== undefined && r.revokedAt <= nowMs) return { kind: 'rejected', error: new AuthError('auth.token_revoked'), identityKey: key };
-      if (r.expiresAt !== undefined && r.expiresAt <= nowMs) return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: key };
+      // revoked_at/expires_at are instants on the database's clock: compare on it, so a replica
+      // whose clock runs slow does not keep accepting a token revoked elsewhere.
+      const dbNow = nowMs + index.clockOffsetMs;
+      if (r.revokedAt !== undefined && r.revokedAt <= dbNow) return { kind: 'rejected', error: new AuthError('auth.token_revoked'), identityKey: key };
+      if (r.expiresAt !== undefined && r.expiresAt <= dbNow) return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: key };
       let id = identities.get(r);
       if (!id) {
         id = toIdentity(r);

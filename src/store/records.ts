@@ -26,19 +26,12 @@ export function tokenStatus(r: TokenRecord, nowMs: number): TokenStatus {
   return 'Active';
 }
 
-let lastSecret: string | undefined;
-let lastHash = '';
-
 /**
- * SHA-256 hex of a presented secret. Every identity kind hashes the same token in one Check
- * (bootstrap compare, service-token lookup, JWT cache key), so the last result is remembered.
+ * SHA-256 hex of a presented secret. Deliberately not memoised: a cache would keep the last
+ * bearer token in the heap (and heap dumps must hold no token); one hash costs well under 1 µs.
  */
 export function hashSecret(secret: string): string {
-  if (secret !== lastSecret) {
-    lastHash = hash('sha256', secret, 'hex');
-    lastSecret = secret;
-  }
-  return lastHash;
+  return hash('sha256', secret, 'hex');
 }
 
 /** 256 bits from the CSPRNG, URL-safe (base64url, 43 characters). */

@@ -30,6 +30,8 @@ export class TokenIndex {
   private readonly pollMs: number;
   private readonly maxStaleMs: number;
   private readonly now: () => number;
+  /** Database clock minus local clock (ms), measured at each sync: expiry and revocation are DB instants. */
+  private offsetMs = 0;
 
   constructor(private readonly db: Db, private readonly logger: Logger, opts: TokenIndexOptions = {}) {
     this.pollMs = opts.pollIntervalMs ?? 1000;
@@ -55,6 +57,25 @@ export class TokenIndex {
     return this.loaded;
   }
 
+  /** Milliseconds to add to a local instant to get the database's (revoked_at/expires_at are written on its clock). */
+  get clockOffsetMs(): number {
+    return this.offsetMs;
+  }
+
+  /** The database's clock as this replica best knows it. */
+  dbNow(): number {
+    return this.now() + this.offsetMs;
+  }
+
+  /** Measures the DB clock offset: the midpoint of the round trip stands for the instant read. */
+  private async measureClock(): Promise<void> {
+    const t0 = this.now();
+    const rows = await this.db.query(`SELECT clock_timestamp() AS db_now`);
+    const t1 = this.now();
+    const dbMs = new Date(rows[0]!.db_now as string | Date).getTime();
+    if (Number.isFinite(dbMs)) this.offsetMs = dbMs - (t0 + t1) / 2;
+  }
+
   lookup(secretHash: string): TokenRecord | undefined {
     return this.byHash.get(secretHash);
   }
@@ -66,6 +87,7 @@ export class TokenIndex {
   /** Full load; replaces the index atomically. Throws when the database is unreachable. */
   async resync(): Promise<void> {
     const started = this.now();
+    await this.measureClock();
     const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens`);
     const byHash = new Map<string, TokenRecord>();
     const byId = new Map<string, TokenRecord>();
@@ -107,6 +129,7 @@ export class TokenIndex {
     const started = this.now();
     // Overlap: now() is the transaction's start, so a long transaction can commit a row older than
     // the watermark. Re-applying a row is idempotent.
+    await this.measureClock();
     const since = new Date(this.watermark - 5000);
     const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens WHERE updated_at > $1`, [since]);
     for (const row of rows) this.apply(rowToRecord(row));

@@ -12,13 +12,14 @@ export interface NewToken {
 }
 
 /**
- * Ids an operator may choose: 1–128 of letters, digits, `.`, `_`, `-`, starting with a letter or
+ * Ids an operator may choose: 1–128 of letters, digits, `.`, `_`, `-`, `:`, starting with a letter or
  * digit. `~` is reserved for the ids rotation gives to superseded secrets (`<id>~r<N>`), so they can
- * never collide with a chosen id; `audit` is reserved by the admin API's path layout.
+ * never collide with a chosen id; `audit` is reserved by the admin API's path layout,
+ * `bootstrap` because the bootstrap identity already uses that token id (audit rows, headers).
  */
-export const TOKEN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const ARCHIVED_ID_PATTERN = /^([A-Za-z0-9][A-Za-z0-9._-]{0,127})~r([1-9][0-9]{0,8})$/;
-export const RESERVED_TOKEN_IDS: ReadonlySet<string> = new Set(['audit']);
+export const TOKEN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const ARCHIVED_ID_PATTERN = /^([A-Za-z0-9][A-Za-z0-9._:-]{0,127})~r([1-9][0-9]{0,8})$/;
+export const RESERVED_TOKEN_IDS: ReadonlySet<string> = new Set(['audit', 'bootstrap']);
 export const ROTATED_SUFFIX = '~r';
 
 export function isValidNewTokenId(id: string): boolean {
@@ -67,6 +68,16 @@ const ts = (ms: number | undefined): Date | null => (ms === undefined ? null : n
  */
 async function lockId(q: Queryable, id: string): Promise<void> {
   await q.query(`SELECT pg_advisory_xact_lock(hashtext('orcheo-authz:token:' || current_schema() || ':' || $1))`, [id]);
+}
+
+/**
+ * The database's clock inside a write transaction. Issue, expiry, revocation and overlap instants
+ * are taken from it, never from the replica's clock: a replica running fast would otherwise write
+ * a `revoked_at` in the future, and the token would stay valid everywhere else.
+ */
+export async function transactionNow(q: Queryable): Promise<number> {
+  const rows = await q.query(`SELECT now() AS now`);
+  return new Date(rows[0]!.now as string | Date).getTime();
 }
 
 /**
