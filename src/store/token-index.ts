@@ -36,6 +36,7 @@ export class TokenIndex {
   /** Database clock minus local clock (ms), measured at each sync: expiry and revocation are DB instants. */
   private offsetMs = 0;
   private pulls = 0;
+  private lost = false;
 
   constructor(private readonly db: Db, private readonly logger: Logger, opts: TokenIndexOptions = {}) {
     this.pollMs = opts.pollIntervalMs ?? 1000;
@@ -165,8 +166,16 @@ export class TokenIndex {
   /** One sync step; concurrent callers share it. Never throws: failures are logged and retried. */
   sync(): Promise<void> {
     this.syncing ??= this.pull()
+      .then(() => {
+        if (!this.lost) return;
+        this.lost = false;
+        this.logger.info({ failures: this.syncFailures }, 'token index sync recovered');
+      })
       .catch((err: unknown) => {
         this.syncFailures += 1;
+        // Once per outage, not every poll: the metric and staleness say how long it lasts.
+        if (this.lost) return;
+        this.lost = true;
         this.logger.warn({ err: (err as Error).message, stale_ms: this.now() - this.lastSyncAt }, 'token index sync failed; serving cached tokens');
       })
       .finally(() => {
