@@ -565,3 +565,22 @@ test('token ids may contain `:`; `bootstrap` and `audit` are reserved', async (t
     assert.equal(r.body.code, 'token.invalid_id');
   }
 });
+
+test('a token row deleted by hand stops authenticating within the poll bound; revoking it is a 404', async (t) => {
+  const a = await appFor(t);
+  if (!a) return;
+  const secrets: string[] = [];
+  for (const id of ['gone', 'kept']) secrets.push((await api(a, 'POST', '', { body: { id, scopes: ['workflows:read'] } })).body.secret as string);
+  assert.ok(okHeaders(await checkWith(a, secrets[0]!)), 'works before');
+  await sql(a, `DELETE FROM service_tokens WHERE id = 'gone'`);
+  const end = Date.now() + 8000;
+  let r = await checkWith(a, secrets[0]!);
+  while (deniedStatus(r) === undefined && Date.now() < end) {
+    await new Promise((res) => setTimeout(res, 100));
+    r = await checkWith(a, secrets[0]!);
+  }
+  assert.equal(deniedBody(r).code, 'auth.invalid_token', 'a deleted row must not authenticate');
+  assert.ok(okHeaders(await checkWith(a, secrets[1]!)), 'other tokens are untouched');
+  const rev = await api(a, 'DELETE', '/gone');
+  assert.equal(rev.status, 404, rev.text);
+});

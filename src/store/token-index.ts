@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import type { Db } from './db';
 import { rowToRecord, TOKEN_COLUMNS, type TokenRecord } from './records';
 
+/** Syncs between full id-set comparisons (the count is compared at every sync). */
+const RECONCILE_EVERY = 10;
+
 export interface TokenIndexOptions {
   /** How often changed rows are pulled (the staleness bound without notifications). */
   readonly pollIntervalMs?: number;
@@ -32,6 +35,8 @@ export class TokenIndex {
   private readonly now: () => number;
   /** Database clock minus local clock (ms), measured at each sync: expiry and revocation are DB instants. */
   private offsetMs = 0;
+  private pulls = 0;
+  private lost = false;
 
   constructor(private readonly db: Db, private readonly logger: Logger, opts: TokenIndexOptions = {}) {
     this.pollMs = opts.pollIntervalMs ?? 1000;
@@ -122,6 +127,27 @@ export class TokenIndex {
   async refresh(id: string): Promise<void> {
     const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens WHERE id = $1`, [id]);
     if (rows[0]) this.apply(rowToRecord(rows[0]));
+    else this.remove(id);
+  }
+
+  /** Drops a token whose row is gone (deleted by hand): it must stop authenticating. */
+  private remove(id: string): void {
+    const r = this.byId.get(id);
+    if (!r) return;
+    this.byId.delete(id);
+    if (this.byHash.get(r.secretHash)?.id === id) this.byHash.delete(r.secretHash);
+  }
+
+  /**
+   * Pulling by `updated_at` never sees a deleted row, so each sync compares the row count with the
+   * index, and every few syncs the id sets (a delete plus an insert keeps the count equal).
+   */
+  private async reconcile(): Promise<void> {
+    this.pulls += 1;
+    const [c] = await this.db.query(`SELECT count(*)::int AS n FROM service_tokens`);
+    if (Number(c?.n) === this.byId.size && this.pulls % RECONCILE_EVERY !== 0) return;
+    const ids = new Set((await this.db.query(`SELECT id FROM service_tokens`)).map((row) => String(row.id)));
+    for (const id of [...this.byId.keys()]) if (!ids.has(id)) this.remove(id);
   }
 
   private async pull(): Promise<void> {
@@ -133,14 +159,23 @@ export class TokenIndex {
     const since = new Date(this.watermark - 5000);
     const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens WHERE updated_at > $1`, [since]);
     for (const row of rows) this.apply(rowToRecord(row));
+    await this.reconcile();
     this.lastSyncAt = started;
   }
 
   /** One sync step; concurrent callers share it. Never throws: failures are logged and retried. */
   sync(): Promise<void> {
     this.syncing ??= this.pull()
+      .then(() => {
+        if (!this.lost) return;
+        this.lost = false;
+        this.logger.info({ failures: this.syncFailures }, 'token index sync recovered');
+      })
       .catch((err: unknown) => {
         this.syncFailures += 1;
+        // Once per outage, not every poll: the metric and staleness say how long it lasts.
+        if (this.lost) return;
+        this.lost = true;
         this.logger.warn({ err: (err as Error).message, stale_ms: this.now() - this.lastSyncAt }, 'token index sync failed; serving cached tokens');
       })
       .finally(() => {
