@@ -22,7 +22,7 @@ import { httpClientIp } from './ratelimit/client-ip';
 import type { RateLimiter } from './ratelimit/types';
 import type { Db } from './store/db';
 import { migrate } from './store/migrations';
-import { openDb } from './store/open';
+import { describeStore, openDb } from './store/open';
 import { TokenIndex } from './store/token-index';
 import { UsageRecorder } from './store/usage';
 import { AuditRecorder } from './store/audit';
@@ -64,13 +64,20 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   policy.watch();
 
   const db = opts.db ?? (await openDb(cfg, logger));
-  if (cfg.autoMigrate) await migrate(db);
+  if (cfg.autoMigrate) {
+    try {
+      await migrate(db);
+    } catch (err) {
+      if (!opts.db) await db.close().catch(() => undefined);
+      throw new Error(`cannot reach or migrate the token store, ${describeStore(cfg)}: ${(err as Error).message}`);
+    }
+  }
   const index = new TokenIndex(db, logger);
   try {
     await index.resync();
   } catch (err) {
     // Start anyway: cached-nothing means unknown tokens get 503 until the store answers.
-    logger.error({ err: (err as Error).message }, 'token store unreachable at start; retrying in the background');
+    logger.error({ err: (err as Error).message, store: describeStore(cfg) }, 'token store unreachable at start; retrying in the background');
   }
   index.start();
   const usage = new UsageRecorder(db, logger);

@@ -89,6 +89,14 @@ describe('remote JWKS', () => {
     assert.equal(server.fetches() - before, 2);
   });
 
+  it('reports the age of the key set in use (the key-set-age metric)', async () => {
+    const a = await make({ jwksCacheTtlSeconds: 3600 });
+    const at = a.stats().jwksKeySetAgeSeconds;
+    assert.equal(at, 0);
+    clock.advance(7_000);
+    assert.equal(a.stats().jwksKeySetAgeSeconds, 7);
+  });
+
   it('an explicit TTL below the 5 s floor is honoured (the floor only applies to max-age)', async () => {
     const a = await make({ jwksCacheTtlSeconds: 2 });
     const before = server.fetches();

@@ -54,6 +54,7 @@ describe('operator metrics', () => {
     assert.equal(value(m, `orcheo_authz_build_info{version="${VERSION}"}`), 1);
     assert.equal(value(m, 'orcheo_authz_jwks_fetches_total'), 0);
     assert.equal(value(m, 'orcheo_authz_jwks_fetch_failures_total'), 0);
+    assert.equal(value(m, 'orcheo_authz_jwks_key_set_age_seconds'), -1, 'no remote key set: -1, never a fresh-looking 0');
     assert.equal(value(m, 'orcheo_authz_ratelimit_backend{backend="memory"}'), 1);
     assert.equal(value(m, 'orcheo_authz_ratelimit_backend{backend="redis"}'), 0);
     assert.equal(value(m, 'orcheo_authz_ratelimit_backend{backend="fallback"}'), 0);

@@ -16,7 +16,7 @@ function packageVersion(): string {
 /** Values read at scrape time from the components that own them (no work on the Check path). */
 export interface MetricSources {
   readonly tokenIndex: () => { size: number; staleMs: number; syncFailures: number };
-  readonly jwt?: (() => { cacheHits: number; cacheMisses: number; cacheSize: number; jwksFetches: number; jwksFetchFailures: number }) | undefined;
+  readonly jwt?: (() => { cacheHits: number; cacheMisses: number; cacheSize: number; jwksFetches: number; jwksFetchFailures: number; jwksKeySetAgeSeconds?: number | undefined }) | undefined;
   readonly notifications?: (() => number) | undefined;
   /** Write-to-index delay of the last token notification, ms (database and host clocks assumed close). */
   readonly notificationLagMs?: (() => number | undefined) | undefined;
@@ -105,6 +105,8 @@ export class Metrics {
       new Gauge({ name: 'orcheo_authz_jwt_cache_size', help: 'Verified tokens cached', registers: [r], collect() { this.set(jwt().cacheSize); } });
       mirroredCounter(r, 'orcheo_authz_jwks_fetches_total', 'JWKS fetch attempts', () => jwt().jwksFetches);
       mirroredCounter(r, 'orcheo_authz_jwks_fetch_failures_total', 'Failed JWKS fetches', () => jwt().jwksFetchFailures);
+      // -1 until a remote key set was fetched once (or with no remote source): "no set" must not read as "fresh".
+      new Gauge({ name: 'orcheo_authz_jwks_key_set_age_seconds', help: 'Seconds since the remote key set in use was fetched (-1: none)', registers: [r], collect() { this.set(jwt().jwksKeySetAgeSeconds ?? -1); } });
     }
   }
 

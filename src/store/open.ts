@@ -5,6 +5,13 @@ import type { Db } from './db';
 import { createPgDb } from './pg';
 import { createPgliteDb } from './pglite';
 
+/** Which store, named by the variable that chose it, without a password: for start-up errors. */
+export function describeStore(cfg: Config): string {
+  return cfg.databaseUrl
+    ? `ORCHEO_AUTH_DATABASE_URL=${redactUrl(cfg.databaseUrl)}`
+    : `the embedded store at ${cfg.dbPath} (ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH)`;
+}
+
 /** Postgres when ORCHEO_AUTH_DATABASE_URL is set, else the embedded store under the DB path. */
 export async function openDb(cfg: Config, logger: Logger): Promise<Db> {
   if (cfg.databaseUrl) {

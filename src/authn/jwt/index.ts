@@ -36,7 +36,7 @@ export interface JwtAuthenticator extends Authenticator {
   ready(): Promise<void>;
   /** True once ready() has resolved (immediately when no remote key source is configured). */
   readonly primed: () => boolean;
-  stats(): { cacheHits: number; cacheMisses: number; cacheSize: number; jwksFetches: number; jwksFetchFailures: number };
+  stats(): { cacheHits: number; cacheMisses: number; cacheSize: number; jwksFetches: number; jwksFetchFailures: number; jwksKeySetAgeSeconds: number | undefined };
   close(): void;
 }
 
@@ -181,8 +181,9 @@ export function createJwtAuthenticator(
     ready: () => readyPromise,
     primed: () => (remote ? remote.primed() : true),
     stats() {
-      const counters = remote?.counters() ?? { fetches: 0, failures: 0 };
-      return { ...cache.stats(), jwksFetches: counters.fetches, jwksFetchFailures: counters.failures };
+      const counters = remote?.counters() ?? { fetches: 0, failures: 0, keySetAgeMs: undefined };
+      const age = counters.keySetAgeMs === undefined ? undefined : counters.keySetAgeMs / 1000;
+      return { ...cache.stats(), jwksFetches: counters.fetches, jwksFetchFailures: counters.failures, jwksKeySetAgeSeconds: age };
     },
     close() {
       remote?.close();

@@ -45,7 +45,7 @@ export interface RemoteKeySet {
   hasUsableKeys(): boolean;
   readonly ready: Promise<void>;
   primed(): boolean;
-  counters(): { fetches: number; failures: number };
+  counters(): { fetches: number; failures: number; keySetAgeMs: number | undefined };
   close(): void;
 }
 
@@ -167,7 +167,7 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
     hasUsableKeys: () => usable() !== undefined,
     ready,
     primed: () => settledOnce,
-    counters: () => ({ fetches, failures }),
+    counters: () => ({ fetches, failures, keySetAgeMs: current ? now() - fetchedAt : undefined }),
     close: () => closer.abort(),
   };
 }
