@@ -265,6 +265,13 @@ test('rotation with overlap 0 ends the old secret at once; the name keeps pointi
   assert.equal(again.status, 409);
   assert.equal(again.body.code, 'token.not_active');
   assert.equal((await api(a, 'POST', '/nope/rotate', { body: {} })).status, 404);
+
+  // Revoking reports the same rotated_from as show (revoke --json and show --json agree).
+  const shownBefore = (await api(a, 'GET', '/my-ci-token')).body;
+  const revoked = await api(a, 'DELETE', '/my-ci-token', { body: { reason: 'test' } });
+  assert.equal(revoked.status, 200, revoked.text);
+  assert.equal(revoked.body.rotated_from, 'my-ci-token~r2');
+  assert.equal(revoked.body.rotated_from, shownBefore.rotated_from);
 });
 
 test('rotation with a short overlap: the old secret works during it, never past it', async (t) => {

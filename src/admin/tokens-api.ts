@@ -208,7 +208,9 @@ export function createTokensApi(app: App) {
     });
     for (const r of records) index.apply(r);
     logger.info({ op: 'token.revoked', id, also: records.slice(1).map((r) => r.id), actor: actor.subject }, 'service token revoked');
-    return { ...tokenView(records[0]!, index.dbNow()), also_revoked: records.slice(1).map((r) => r.id) };
+    // The same `rotated_from` as `show`, so `revoke --json` and `show --json` describe one token alike.
+    const prev = parseArchivedId(id) ? [] : await predecessorIds(db, id);
+    return { ...tokenView(records[0]!, index.dbNow(), prev[0]), also_revoked: records.slice(1).map((r) => r.id) };
   }
 
   async function audit(url: URL): Promise<unknown> {

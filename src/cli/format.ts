@@ -112,12 +112,41 @@ function short(iso: string | null, now: number, never = 'never'): string {
   return Math.abs(Date.parse(iso) - now) < 3_600_000 ? when(iso) : when(iso).replace(/:\d\d UTC$/, ' UTC');
 }
 
+/** A list cell of at most `max` characters: the items that fit, then `+N` for the rest (`show` has them all). */
+function fitList(xs: string[] | undefined, none: string, max: number): string {
+  if (!xs || xs.length === 0) return none;
+  const full = listOf(xs);
+  if (full.length <= max) return full;
+  const kept: string[] = [];
+  for (const x of xs) {
+    const next = [...kept, clean(x)].join(', ');
+    if (next.length + ` +${xs.length - kept.length - 1}`.length > max) break;
+    kept.push(clean(x));
+  }
+  return `${kept.join(', ')} +${xs.length - kept.length}`;
+}
+
+/** Terminals are 100 columns wide here: past that, the Issued column goes, then long lists are shortened. */
+export const LIST_WIDTH = 100;
+
 export function formatList(tokens: TokenJson[], now = Date.now()): string {
   if (tokens.length === 0) return 'No service tokens found.\n';
-  const out = table(
-    ['ID', 'Scopes', 'Workspaces', 'Issued', 'Expires', 'Status'],
-    tokens.map((t) => [clean(t.id), listOf(t.scopes, '-'), listOf(t.workspaces, 'none'), short(t.issued_at, Number.NaN), short(t.expires_at, now), clean(t.status)]),
-  );
+  const widest = (text: string): number => Math.max(...text.split('\n').map((l) => l.length));
+  const build = (withIssued: boolean, listMax: number): string =>
+    table(
+      ['ID', 'Scopes', 'Workspaces', ...(withIssued ? ['Issued'] : []), 'Expires', 'Status'],
+      tokens.map((t) => [
+        clean(t.id),
+        fitList(t.scopes, '-', listMax),
+        fitList(t.workspaces, 'none', listMax),
+        ...(withIssued ? [short(t.issued_at, Number.NaN)] : []),
+        short(t.expires_at, now),
+        clean(t.status),
+      ]),
+    );
+  let out = build(true, Number.POSITIVE_INFINITY);
+  if (widest(out) > LIST_WIDTH) out = build(false, Number.POSITIVE_INFINITY);
+  if (widest(out) > LIST_WIDTH) out = build(false, 24);
   const bare = tokens.some((t) => !t.workspaces?.length);
   return bare ? `${out}\nWorkspaces "none": denied on workspace routes.\n` : out;
 }
