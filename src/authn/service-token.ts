@@ -6,7 +6,8 @@ import type { Authenticator, AuthnResult, Identity } from './types';
 /** Seconds a client is asked to wait when the token store cannot be consulted. */
 const STORE_RETRY_AFTER = 5;
 
-const looksLikeJwt = (t: string): boolean => t.split('.').length === 3;
+/** JWT-shaped tokens go on to the JWT kind even when the index is stale (their 503s are the key provider's). */
+export const looksLikeJwt = (t: string): boolean => t.split('.').length === 3;
 
 function toIdentity(r: TokenRecord): Identity {
   return Object.freeze({

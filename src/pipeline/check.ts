@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { looksLikeJwt } from '../authn/service-token';
 import { ANONYMOUS, type Authenticator, type AuthnOptions, type Identity } from '../authn/types';
 import { applyContextExtensions, evaluatePolicy, type Policy, type Requirement } from '../authz/policy';
 import type { AuthMode } from '../config/types';
@@ -40,8 +41,6 @@ interface Verdict {
   /** A 503 for a token the store could not look up: still a failed attempt for its IP. */
   unknownDuringOutage?: boolean | undefined;
 }
-
-const looksLikeJwt = (t: string): boolean => t.split('.').length === 3;
 
 /**
  * While the token index is stale, the service-token kind answers an unknown non-JWT token with 503
