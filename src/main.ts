@@ -3,16 +3,12 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from './config/load';
 import { CommandError, UsageError } from './cli/errors';
 import { registerTokenCommands } from './cli/token';
+import { packageVersion } from './version';
 
 /**
  * Entry point for both bins (`orcheo-authz` and `orcheo`). Commands throw; this is the one place
  * that maps errors to exit codes: 0 ok, 1 refused/failed, 2 usage or configuration error.
  */
-function packageVersion(): string {
-  // dist/src/main.js → package.json two levels up; present in the installed package too.
-  return (require('../../package.json') as { version: string }).version;
-}
-
 function program(): Command {
   const cmd = new Command(process.argv[1]?.endsWith('orcheo') ? 'orcheo' : 'orcheo-authz')
     .description('Envoy ext_authz sidecar for Orcheo authentication')

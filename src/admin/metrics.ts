@@ -1,17 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import type { Outcome } from '../pipeline/check';
-
-/** The package version (dist/src/admin → repository root); 'unknown' if package.json is not shipped. */
-function packageVersion(): string {
-  try {
-    const v = (JSON.parse(readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as { version?: unknown }).version;
-    return typeof v === 'string' && /^[\w.+-]{1,40}$/.test(v) ? v : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
+import { packageVersion } from '../version';
 
 /** Values read at scrape time from the components that own them (no work on the Check path). */
 export interface MetricSources {

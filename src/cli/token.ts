@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
+import { AUDIT_EVENT_NAMES } from '../store/audit';
 import { CommandError, UsageError } from './errors';
 import { formatAudit, formatCreated, formatList, formatRevoked, formatRotated, formatToken, type AuditJson, type TokenJson } from './format';
 import { resolveSettings, type SettingFlags } from './profile';
@@ -21,8 +22,8 @@ function wholeNumber(name: string, min: number, max = Number.MAX_SAFE_INTEGER, u
   };
 }
 
-/** Event names the audit trail records (the admin API's list); a typo is caught before the request. */
-const AUDIT_EVENTS = ['token.created', 'token.rotated', 'token.revoked', 'token.used', 'auth.failure', 'bootstrap.used', 'bootstrap.rejected', 'bootstrap.configured'];
+/** Event names the audit trail records; a typo is caught before the request. */
+const AUDIT_EVENTS: readonly string[] = AUDIT_EVENT_NAMES;
 
 function auditEvent(v: string): string {
   if (!AUDIT_EVENTS.includes(v.trim())) throw new InvalidArgumentError(`unknown event ${JSON.stringify(v.slice(0, 60))} (known: ${AUDIT_EVENTS.join(', ')}).`);

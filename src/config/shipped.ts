@@ -1,7 +1,7 @@
 /**
  * Secret values that ship publicly in deploy/ (compose, Kubernetes secrets). They are compiled in
  * rather than read from deploy/ at run time because an installed image has no deploy/ directory;
- * test/config-warnings.test.ts checks that every secret-looking value in deploy/ is listed here.
+ * test/config.test.ts checks that every secret-looking value in deploy/ is listed here.
  */
 export const SHIPPED_SECRET_VALUES: readonly string[] = [
   'CHANGE-ME-bootstrap-token',

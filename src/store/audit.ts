@@ -12,15 +12,19 @@ import type { Db, Queryable } from './db';
  *   counters, one row per key per flush window with `count`, so a failure storm costs one small
  *   INSERT every few seconds, never a row per request.
  */
-export type AuditEventName =
-  | 'token.created'
-  | 'token.rotated'
-  | 'token.revoked'
-  | 'auth.failure'
-  | 'token.used'
-  | 'bootstrap.used'
-  | 'bootstrap.rejected'
-  | 'bootstrap.configured';
+/** Every event the trail records (the CLI validates `--event` against this list). */
+export const AUDIT_EVENT_NAMES = [
+  'token.created',
+  'token.rotated',
+  'token.revoked',
+  'auth.failure',
+  'token.used',
+  'bootstrap.used',
+  'bootstrap.rejected',
+  'bootstrap.configured',
+] as const;
+
+export type AuditEventName = (typeof AUDIT_EVENT_NAMES)[number];
 
 export interface AuditEvent {
   readonly event: AuditEventName;
