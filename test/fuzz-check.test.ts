@@ -13,9 +13,10 @@ import { SignJWT } from 'jose';
 import { BUILTIN_POLICY } from '../src/authz/builtin';
 import { applyContextExtensions, evaluatePolicy } from '../src/authz/policy';
 import { AUTHZ_V3 } from '../src/grpc/descriptors';
-import { DENY_CODES, isAuthError, type DenyCode } from '../src/pipeline/codes';
+import { DENY_CODES, isAuthError, type DenyCode } from '../src/errors/deny';
 import { extractCredential } from '../src/pipeline/extract';
-import { isCorsPreflight, toCheckInput, type RawCheckRequest } from '../src/pipeline/request';
+import { fromCheckRequest, type RawCheckRequest } from '../src/grpc/request';
+import { isCorsPreflight, toCheckInput } from '../src/pipeline/request';
 import { insertToken } from '../src/store/tokens';
 import { startTestApp, type TestApp } from './helpers/app';
 import { checkRequest, deniedBody, deniedHeaders, deniedStatus, okHeaders, type CheckResult } from './helpers/grpc-client';
@@ -219,7 +220,7 @@ function checkInvariants(g: Generated, r: CheckResult, s: Secrets, tally: Tally)
   // asserted by the scenario tests; here they only decide which allows are legitimate).
   let input;
   try {
-    input = toCheckInput(g.req as RawCheckRequest);
+    input = toCheckInput(fromCheckRequest(g.req as RawCheckRequest));
   } catch (err) {
     // A path the policy cannot read unambiguously: the service must answer exactly that deny.
     if (!isAuthError(err) || err.code !== 'auth.invalid_request') throw err;

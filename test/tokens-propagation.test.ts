@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { Client } from 'pg';
 import { startTestApp, type TestApp } from './helpers/app';
+import { fromCheckRequest, type RawCheckRequest } from '../src/grpc/request';
+import { toCheckResponse } from '../src/grpc/response';
 import { checkRequest, deniedBody, okHeaders, type CheckResult } from './helpers/grpc-client';
 import { createTestSchema, PG_SKIP_REASON, pgReachable } from './helpers/pg';
 import { adminRequest } from './helpers/spawn';
@@ -30,7 +32,8 @@ async function twoReplicas(t: TestContext): Promise<{ a: TestApp; b: TestApp } |
 const api = (x: TestApp, method: string, path: string, body?: unknown) => adminRequest(`http://127.0.0.1:${x.app.httpPort}`, method, path, { token: BOOT, body });
 
 /** A Check straight into the replica's pipeline (no gRPC hop: measures the store, not the client). */
-const check = (x: TestApp, token: string): Promise<CheckResult> => x.app.check(checkRequest({ path: '/api/ping', headers: { authorization: `Bearer ${token}` } }) as never) as Promise<CheckResult>;
+const check = async (x: TestApp, token: string): Promise<CheckResult> =>
+  toCheckResponse(await x.app.check(fromCheckRequest(checkRequest({ path: '/api/ping', headers: { authorization: `Bearer ${token}` } }) as RawCheckRequest))) as CheckResult;
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -17,9 +17,27 @@ import * as protobuf from 'protobufjs';
 import * as descriptor from 'protobufjs/ext/descriptor';
 import type { Identity } from '../src/authn/types';
 import { AUTHZ_V2, AUTHZ_V3, DESCRIPTOR_SET_PATH, loadPackageDefinition } from '../src/grpc/descriptors';
-import { AuthError, DENY_CODES, type DenyCode } from '../src/pipeline/codes';
-import { toCheckInput, type RawCheckRequest } from '../src/pipeline/request';
-import { allowResponse, denyResponse, type CheckResponseObject } from '../src/pipeline/respond';
+import { AuthError, DENY_CODES, type DenyCode } from '../src/errors/deny';
+import { fromCheckRequest, type RawCheckRequest } from '../src/grpc/request';
+import { toCheckResponse, type CheckResponseObject } from '../src/grpc/response';
+import type { Credential } from '../src/pipeline/extract';
+import { identityHeaders, spoofedHeaders } from '../src/pipeline/identity-headers';
+import { toCheckInput as toInput, type CheckInput } from '../src/pipeline/request';
+
+const toCheckInput = (raw: RawCheckRequest | Record<string, unknown>): CheckInput => toInput(fromCheckRequest(raw as RawCheckRequest));
+
+/** The CheckResponse the server sends for an allow decided for `input` (the pipeline's own helpers). */
+function allowResponse(input: CheckInput, identity: Identity, cred: Credential | undefined): CheckResponseObject {
+  return toCheckResponse({
+    allow: true, requestId: 'r-1', input, requirement: undefined, identity,
+    headers: identityHeaders(identity), headersToRemove: spoofedHeaders(input.headers, identity),
+    queryParamsToRemove: cred?.queryParam ? [cred.queryParam] : [], outcome: { decision: 'allow', identity },
+  });
+}
+
+function denyResponse(err: AuthError, tokenPresented: boolean): CheckResponseObject {
+  return toCheckResponse({ allow: false, requestId: 'r-1', input: undefined, requirement: undefined, error: err, tokenPresented, outcome: { decision: 'deny', code: err.code } });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Schemas

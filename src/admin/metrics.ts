@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Outcome } from '../pipeline/check';
+import type { Outcome } from '../pipeline/decision';
 import { packageVersion } from '../version';
 
 /** Values read at scrape time from the components that own them (no work on the Check path). */

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { AuthError } from '../pipeline/codes';
+import { AuthError } from '../errors/deny';
 import { ALL_WORKSPACES } from '../authz/scopes';
 import type { BootstrapConfig } from '../config/types';
 import { hashSecret } from '../store/records';

@@ -1,4 +1,4 @@
-import { AuthError } from '../pipeline/codes';
+import { AuthError } from '../errors/deny';
 import type { Authenticator, AuthnOptions, AuthnResult } from './types';
 
 /**

@@ -1,4 +1,4 @@
-import { AuthError } from '../pipeline/codes';
+import { AuthError } from '../errors/deny';
 import { hashSecret, type TokenRecord } from '../store/records';
 import type { TokenIndex } from '../store/token-index';
 import type { Authenticator, AuthnResult, Identity } from './types';

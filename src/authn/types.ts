@@ -1,4 +1,4 @@
-import type { AuthError } from '../pipeline/codes';
+import type { AuthError } from '../errors/deny';
 
 export type IdentityType = 'user' | 'service' | 'anonymous';
 export type CredentialSource = 'bootstrap' | 'service_token' | 'jwt' | 'none';

@@ -2,9 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type { CheckFn } from '../pipeline/check';
-import type { RawCheckRequest } from '../pipeline/request';
-import { isSharedResponse, type CheckResponseObject } from '../pipeline/respond';
+import type { CheckFn } from '../pipeline/decision';
+import { fromCheckRequest, type RawCheckRequest } from './request';
+import { isSharedResponse, toCheckResponse, type CheckResponseObject } from './response';
 import { AUTHZ_V2, AUTHZ_V3, loadPackageDefinition, loadReflectionDefinition } from './descriptors';
 
 export interface GrpcServerOptions {
@@ -53,8 +53,14 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   });
   const handler: grpc.handleUnaryCall<RawCheckRequest, CheckResponseObject> = (call, callback) => {
     // The pipeline never rejects; the catch only guards against a defect in it.
-    opts.check(call.request).then(
-      (res) => callback(null, res),
+    let parts;
+    try {
+      parts = fromCheckRequest(call.request);
+    } catch {
+      parts = { headers: new Map<string, string>() };
+    }
+    opts.check(parts).then(
+      (d) => callback(null, toCheckResponse(d)),
       (err: unknown) => {
         opts.logger.error({ err: (err as Error)?.message }, 'check handler failed');
         callback({ code: grpc.status.INTERNAL, details: 'internal error' });

@@ -1,7 +1,7 @@
 import type { Identity } from '../authn/types';
 import { ALL_WORKSPACES } from '../authz/scopes';
 import type { Requirement } from '../authz/policy';
-import { AuthError } from './codes';
+import { AuthError } from '../errors/deny';
 
 /**
  * Phase 3, authorize: every required scope (exact, case-sensitive), then the workspace the request

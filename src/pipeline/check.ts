@@ -5,18 +5,15 @@ import { applyContextExtensions, evaluatePolicy, type Policy, type Requirement }
 import type { AuthMode } from '../config/types';
 import { LimiterUnavailableError, type LimitQuery, type RateLimiter } from '../ratelimit/types';
 import { resolveClientIp } from '../ratelimit/client-ip';
+import { AuthError, isAuthError } from '../errors/deny';
 import { authorize, identityKey } from './authorize';
-import { AuthError, isAuthError, type DenyCode } from './codes';
+import type { CheckFn, Decision, Outcome, RequestParts } from './decision';
 import { extractCredential, type Credential } from './extract';
-import { isCorsPreflight, toCheckInput, type CheckInput, type RawCheckRequest } from './request';
-import { allowResponse, denyResponse, type CheckResponseObject } from './respond';
+import { identityHeaders, spoofedHeaders } from './identity-headers';
+import { decisionId } from './request-id';
+import { isCorsPreflight, toCheckInput, type CheckInput } from './request';
 
-export interface Outcome {
-  readonly decision: 'allow' | 'deny';
-  readonly code?: DenyCode | undefined;
-  readonly identity?: Identity | undefined;
-  readonly matched?: string | undefined;
-}
+export type { CheckFn, Decision, Outcome } from './decision';
 
 export interface PipelineDeps {
   /** The global mode for this request (an unset mode becomes `required` once a credential source exists). */
@@ -30,8 +27,6 @@ export interface PipelineDeps {
   readonly now?: () => number;
   readonly observe?: (o: Outcome) => void;
 }
-
-export type CheckFn = (req: RawCheckRequest | null | undefined) => Promise<CheckResponseObject>;
 
 interface Verdict {
   identity?: Identity | undefined;
@@ -55,7 +50,7 @@ const LIMITER_RETRY_AFTER = 5;
 
 /**
  * The decision pipeline: extract credentials → identify → authorize → rate limit → respond.
- * `check` always resolves to a CheckResponse: an unexpected failure in any phase is logged and
+ * `check` always resolves to a wire-neutral Decision (each front door maps it to its answer): an unexpected failure in any phase is logged and
  * becomes a 503 deny (`auth.backend_unavailable`), never an exception and never an allow.
  */
 export function createCheckPipeline(deps: PipelineDeps): CheckFn {
@@ -100,15 +95,23 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
     return undefined;
   }
 
-  async function decide(input: CheckInput): Promise<{ response: CheckResponseObject; outcome: Outcome }> {
-    const allow = (identity: Identity, cred: Credential | undefined, matched?: string) => ({
-      response: allowResponse(input, identity, cred),
-      outcome: { decision: 'allow' as const, identity, matched },
+  async function decide(input: CheckInput, requestId: string): Promise<Decision> {
+    let req: Requirement | undefined;
+    const allow = (identity: Identity, cred: Credential | undefined): Decision => ({
+      allow: true,
+      requestId,
+      input,
+      requirement: req,
+      identity,
+      headers: identityHeaders(identity),
+      headersToRemove: spoofedHeaders(input.headers, identity),
+      queryParamsToRemove: cred?.queryParam ? [cred.queryParam] : NONE,
+      outcome: { decision: 'allow', identity, matched: req?.matched },
     });
     const mode = deps.mode();
     if (mode === 'disabled' || isCorsPreflight(input)) return allow(ANONYMOUS, undefined);
 
-    const req: Requirement = applyContextExtensions(evaluatePolicy(deps.policy(), input.method, input.path), input.contextExtensions);
+    req = applyContextExtensions(evaluatePolicy(deps.policy(), input.method, input.path), input.contextExtensions);
     const routeMode = req.auth ?? mode;
 
     let cred: Credential | undefined;
@@ -124,7 +127,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
       // Valid credentials still yield identity headers; invalid ones are ignored, never counted.
       // Offline: an anonymous caller must never make a public route wait on a JWKS refetch.
       const who = cred ? await identify(cred.token, { offline: true }) : {};
-      return allow(who.identity ?? ANONYMOUS, cred, req.matched);
+      return allow(who.identity ?? ANONYMOUS, cred);
     }
 
     if (!v.error) {
@@ -142,17 +145,23 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
     const error = limited ?? v.error;
     if (error) {
       return {
-        response: denyResponse(error, cred !== undefined),
+        allow: false,
+        requestId,
+        input,
+        requirement: req,
+        error,
+        tokenPresented: cred !== undefined,
         outcome: { decision: 'deny', code: error.code, identity: v.identity, matched: req.matched },
       };
     }
-    return allow(v.identity ?? ANONYMOUS, cred, req.matched);
+    return allow(v.identity ?? ANONYMOUS, cred);
   }
 
   const errorFields = (err: unknown) => (err instanceof Error ? { type: err.name, message: err.message, stack: deps.sensitiveDebug ? err.stack : undefined } : String(err));
 
   /** Observers (metrics, audit, logs) run after the decision and can never change or fail it. */
-  function observe(outcome: Outcome, input: CheckInput | undefined): void {
+  function observe(decision: Decision, input: CheckInput | undefined): void {
+    const { outcome } = decision;
     try {
       deps.observe?.(outcome);
     } catch (err) {
@@ -161,39 +170,53 @@ export function createCheckPipeline(deps: PipelineDeps): CheckFn {
     if (!input) return;
     try {
       if (outcome.decision === 'deny') {
-        decisions.info({ code: outcome.code, method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject }, 'request denied');
+        decisions.info({ code: outcome.code, method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, request_id: decision.requestId }, 'request denied');
       } else if (decisions.isLevelEnabled('debug')) {
-        decisions.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type }, 'request allowed');
+        decisions.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type, request_id: decision.requestId }, 'request allowed');
       }
     } catch {
       // A logger that throws must not turn a decision into an error either.
     }
   }
 
-  return async function check(raw) {
+  const denied = (error: AuthError, requestId: string): Decision => ({
+    allow: false,
+    requestId,
+    input: undefined,
+    requirement: undefined,
+    error,
+    tokenPresented: false,
+    outcome: { decision: 'deny', code: error.code },
+  });
+
+  return async function check(parts: RequestParts) {
     let input: CheckInput | undefined;
-    let decided: { response: CheckResponseObject; outcome: Outcome };
+    let decision: Decision;
+    let requestId = '';
     try {
-      input = toCheckInput(raw);
-      decided = await decide(input);
+      requestId = decisionId(parts.headers);
+      input = toCheckInput(parts);
+      decision = await decide(input, requestId);
     } catch (err) {
+      requestId ||= 'unknown';
       if (isAuthError(err)) {
         // toCheckInput refusing a path it cannot read unambiguously: a deny with its code, not a 503.
-        decided = { response: denyResponse(err, false), outcome: { decision: 'deny', code: err.code } };
+        decision = denied(err, requestId);
         try {
-          decisions.info({ code: err.code, detail: err.detail }, 'request denied');
+          decisions.info({ code: err.code, detail: err.detail, request_id: requestId }, 'request denied');
         } catch {
           // Logging never changes a decision.
         }
       } else {
         // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
-        logger.error({ err: errorFields(err), path: input?.path }, 'check failed; denying');
-        const error = new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER });
-        decided = { response: denyResponse(error, false), outcome: { decision: 'deny', code: error.code } };
+        logger.error({ err: errorFields(err), path: input?.path, request_id: requestId }, 'check failed; denying');
+        decision = denied(new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER }), requestId);
       }
       input = undefined;
     }
-    observe(decided.outcome, input);
-    return decided.response;
+    observe(decision, input);
+    return decision;
   };
 }
+
+const NONE: readonly string[] = Object.freeze([]);

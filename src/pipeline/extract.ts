@@ -1,4 +1,4 @@
-import { AuthError } from './codes';
+import { AuthError } from '../errors/deny';
 import { isWebSocketUpgrade, type CheckInput } from './request';
 
 /** Longer tokens are refused before any hashing or parsing: no credential we accept is this big. */

@@ -1,25 +1,6 @@
 import { InvalidPathError, normalizePath } from '../authz/normalize';
-import { AuthError } from './codes';
-
-/**
- * The part of an Envoy CheckRequest the pipeline reads, in the shape @grpc/proto-loader decodes it
- * (keepCase, oneofs). Every field may be absent: Envoy, Istio and hand-written clients all differ.
- */
-export interface RawCheckRequest {
-  attributes?: {
-    source?: { address?: { socket_address?: { address?: string } } | null } | null;
-    request?: {
-      http?: {
-        method?: string;
-        headers?: Record<string, string> | null;
-        header_map?: { headers?: Array<{ key?: string; value?: string; raw_value?: Buffer | Uint8Array }> | null } | null;
-        path?: string;
-        query?: string;
-      } | null;
-    } | null;
-    context_extensions?: Record<string, string> | null;
-  } | null;
-}
+import { AuthError } from '../errors/deny';
+import type { RequestParts } from './decision';
 
 /** The normalised view every phase works on. */
 export interface CheckInput {
@@ -34,21 +15,6 @@ export interface CheckInput {
   readonly contextExtensions: Readonly<Record<string, string>> | undefined;
 }
 
-function collectHeaders(http: NonNullable<NonNullable<NonNullable<RawCheckRequest['attributes']>['request']>['http']>): Map<string, string> {
-  const out = new Map<string, string>();
-  if (http.headers) for (const [k, v] of Object.entries(http.headers)) out.set(k.toLowerCase(), String(v));
-  // With `encode_raw_headers`, Envoy sends header_map instead (values possibly as raw bytes);
-  // repeated headers are joined with a comma as HTTP allows.
-  for (const h of http.header_map?.headers ?? []) {
-    if (!h.key) continue;
-    const k = h.key.toLowerCase();
-    const v = h.raw_value && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
-    const prev = out.get(k);
-    out.set(k, prev === undefined ? v : `${prev},${v}`);
-  }
-  return out;
-}
-
 /** The policy's view of the path; one it cannot read unambiguously is `auth.invalid_request`. */
 function policyPath(rawPath: string): string {
   try {
@@ -60,23 +26,20 @@ function policyPath(rawPath: string): string {
 }
 
 /** Throws AuthError(`auth.invalid_request`) for a path the policy cannot read unambiguously. */
-export function toCheckInput(req: RawCheckRequest | null | undefined): CheckInput {
-  const attrs = req?.attributes ?? undefined;
-  const http = attrs?.request?.http ?? undefined;
-  const headers = http ? collectHeaders(http) : new Map<string, string>();
-  const rawPath = http?.path || headers.get(':path') || '/';
+export function toCheckInput(req: RequestParts): CheckInput {
+  const rawPath = req.path || '/';
   const q = rawPath.indexOf('?');
   let query = q >= 0 ? rawPath.slice(q + 1) : '';
   const hash = query.indexOf('#');
   if (hash >= 0) query = query.slice(0, hash);
-  if (!query && http?.query) query = http.query.replace(/^\?/, '');
+  if (!query && req.query) query = req.query.replace(/^\?/, '');
   return {
-    method: (http?.method || headers.get(':method') || 'GET').toUpperCase(),
+    method: (req.method || 'GET').toUpperCase(),
     path: policyPath(rawPath),
     query,
-    headers,
-    sourceAddress: attrs?.source?.address?.socket_address?.address || undefined,
-    contextExtensions: attrs?.context_extensions ?? undefined,
+    headers: req.headers,
+    sourceAddress: req.sourceAddress || undefined,
+    contextExtensions: req.contextExtensions ?? undefined,
   };
 }
 

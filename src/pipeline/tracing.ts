@@ -1,6 +1,5 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
-import type { CheckFn } from './check';
-import type { RawCheckRequest } from './request';
+import type { CheckFn, RequestParts } from './decision';
 
 type Headers = Record<string, string>;
 
@@ -11,21 +10,12 @@ const getter: TextMapGetter<Headers> = {
 
 const TRACE_HEADERS = new Set(['traceparent', 'tracestate', 'baggage']);
 
-/**
- * The W3C trace headers, from `headers` or, with Envoy's `encode_raw_headers`, from `header_map`
- * (values possibly raw bytes). Only these few names are read: no other header is copied.
- */
-function traceHeaders(req: RawCheckRequest | null | undefined): Headers {
-  const http = req?.attributes?.request?.http;
+/** The W3C trace headers only: no other header is copied into the trace context. */
+function traceHeaders(req: RequestParts): Headers {
   const out: Headers = {};
-  for (const [k, v] of Object.entries(http?.headers ?? {})) {
-    const name = k.toLowerCase();
-    if (TRACE_HEADERS.has(name)) out[name] = String(v);
-  }
-  for (const h of http?.header_map?.headers ?? []) {
-    const name = h.key?.toLowerCase();
-    if (!name || !TRACE_HEADERS.has(name) || out[name] !== undefined) continue;
-    out[name] = h.raw_value && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+  for (const name of TRACE_HEADERS) {
+    const v = req.headers.get(name);
+    if (v !== undefined) out[name] = v;
   }
   return out;
 }
@@ -49,18 +39,18 @@ export function tracingEnabled(): boolean {
  */
 export function withTracing(check: CheckFn): CheckFn {
   const tracer = trace.getTracer('orcheo-authz');
-  return async (req: RawCheckRequest | null | undefined) => {
+  return async (req: RequestParts) => {
     const headers = traceHeaders(req);
     const parent = propagation.extract(context.active(), headers, getter);
     return tracer.startActiveSpan('envoy.service.auth.v3.Authorization/Check', { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc' } }, parent, async (span) => {
       try {
-        const res = await check(req);
-        span.setAttribute('orcheo_authz.decision', res.ok_response ? 'allow' : 'deny');
-        if (!res.ok_response) {
-          span.setAttribute('orcheo_authz.code', res.status.message);
-          span.setAttribute('http.response.status_code', res.denied_response?.status.code ?? 0);
+        const d = await check(req);
+        span.setAttribute('orcheo_authz.decision', d.allow ? 'allow' : 'deny');
+        if (!d.allow) {
+          span.setAttribute('orcheo_authz.code', d.error.code);
+          span.setAttribute('http.response.status_code', d.error.httpStatus);
         }
-        return res;
+        return d;
       } catch (err) {
         span.setStatus({ code: SpanStatusCode.ERROR });
         throw err;

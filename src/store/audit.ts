@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { PeriodicFlush } from './periodic';
-import type { Outcome } from '../pipeline/check';
+import type { Outcome } from '../pipeline/decision';
 import type { Db, Queryable } from './db';
 
 /**

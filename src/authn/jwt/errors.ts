@@ -4,7 +4,7 @@
  * contains the token (jose messages name claims, not their values).
  */
 import { errors } from 'jose';
-import { AuthError, type DenyCode } from '../../pipeline/codes';
+import { AuthError, type DenyCode } from '../../errors/deny';
 import type { AuthnResult } from '../types';
 
 export interface MappedError {

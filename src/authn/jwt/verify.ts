@@ -4,7 +4,7 @@
  * single place that turns it into an AuthnResult.
  */
 import { errors, jwtVerify, type CryptoKey, type JWTPayload, type JWSHeaderParameters, type JWTVerifyOptions } from 'jose';
-import type { DenyCode } from '../../pipeline/codes';
+import type { DenyCode } from '../../errors/deny';
 import { mapJoseError } from './errors';
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, candidateKeys, type KeySet, type KeySource } from './keys';
 import type { RemoteKeySet } from './remote';

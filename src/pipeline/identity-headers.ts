@@ -1,0 +1,68 @@
+import type { Identity } from '../authn/types';
+import type { Header } from './decision';
+
+export const IDENTITY_PREFIX = 'x-orcheo-';
+
+const sorted = (s: ReadonlySet<string>): string => [...s].sort().join(',');
+
+/** The contract's identity fields (headers without the prefix, `dynamic_metadata` keys). */
+export function identityFields(id: Identity): Record<string, string> {
+  if (!id.authenticated) return { authenticated: 'false', identity_type: 'anonymous' };
+  return {
+    authenticated: 'true',
+    subject: id.subject,
+    identity_type: id.type,
+    token_id: id.tokenId,
+    scopes: sorted(id.scopes),
+    workspaces: id.workspaces.has('*') ? '*' : sorted(id.workspaces),
+  };
+}
+
+export const headerName = (field: string): string => `${IDENTITY_PREFIX}${field.replace(/_/g, '-')}`;
+
+interface Derived {
+  readonly headers: readonly Header[];
+  readonly names: ReadonlySet<string>;
+  readonly metadata: Readonly<Record<string, string | boolean>>;
+}
+
+/** Identities are immutable and shared by every request of the same credential: derive once. */
+const derived = new WeakMap<Identity, Derived>();
+
+function derive(identity: Identity): Derived {
+  let d = derived.get(identity);
+  if (!d) {
+    const fields = identityFields(identity);
+    const headers = Object.freeze(Object.entries(fields).map(([k, v]) => Object.freeze([headerName(k), v] as const)));
+    d = Object.freeze({
+      headers,
+      names: new Set(headers.map(([n]) => n)),
+      metadata: Object.freeze({ ...fields, authenticated: identity.authenticated }),
+    });
+    derived.set(identity, d);
+  }
+  return d;
+}
+
+/** The `x-orcheo-*` headers an allow sets for this identity (one frozen array per identity). */
+export function identityHeaders(identity: Identity): readonly Header[] {
+  return derive(identity).headers;
+}
+
+/** `dynamic_metadata`'s identity fields (`authenticated` as a boolean). */
+export function identityMetadata(identity: Identity): Readonly<Record<string, string | boolean>> {
+  return derive(identity).metadata;
+}
+
+/**
+ * Client headers with the identity prefix that this allow does not overwrite: they are removed, so
+ * an upstream never sees a spoofed identity. `extra` names headers a decorator sets (assertion).
+ */
+export function spoofedHeaders(headers: ReadonlyMap<string, string>, identity: Identity): string[] {
+  const names = derive(identity).names;
+  let out: string[] | undefined;
+  for (const name of headers.keys()) if (name.startsWith(IDENTITY_PREFIX) && !names.has(name)) (out ??= []).push(name);
+  return out ?? EMPTY;
+}
+
+const EMPTY: string[] = Object.freeze([]) as unknown as string[];
