@@ -15,9 +15,9 @@ export class PolicyError extends Error {
 
 // RFC 9110 `token`: extension methods (FETCH, PROPFIND, …) are methods too.
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const RULE_KEYS = new Set(['match', 'scopes', 'workspace', 'auth']);
+const RULE_KEYS = new Set(['match', 'scopes', 'workspace', 'auth', 'enforce', 'audience']);
 const MATCH_KEYS = new Set(['methods', 'path']);
-const DEFAULT_KEYS = new Set(['scopes', 'auth', 'workspace']);
+const DEFAULT_KEYS = new Set(['scopes', 'auth', 'workspace', 'enforce', 'audience']);
 const MAX_BYTES = 1024 * 1024;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -43,6 +43,21 @@ function auth(v: unknown, at: string, out: string[]): RouteAuth | undefined {
     return undefined;
   }
   return v as RouteAuth;
+}
+
+function enforce(v: unknown, at: string, out: string[]): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') return void out.push(`${at}: expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+// An audience goes into a JWT claim and a cache key: printable, no spaces, bounded.
+const AUDIENCE = /^[\x21-\x7e]{1,256}$/;
+
+function audience(v: unknown, at: string, out: string[]): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !AUDIENCE.test(v)) return void out.push(`${at}: expected an audience string (1-256 printable characters, no spaces)`);
+  return v;
 }
 
 function methodSet(v: unknown, at: string, out: string[]): Set<string> | undefined {
@@ -76,7 +91,7 @@ function rule(v: unknown, at: string, out: string[]): Rule | undefined {
       if ('literal' in workspace && !isValidWorkspaceId(workspace.literal)) out.push(`${at}.workspace: invalid workspace id ${JSON.stringify(v.workspace)}`);
     }
   }
-  return Object.freeze({ methods, path, scopes: Object.freeze(scopes(v.scopes, `${at}.scopes`, out)), workspace, auth: auth(v.auth, `${at}.auth`, out) });
+  return Object.freeze({ methods, path, scopes: Object.freeze(scopes(v.scopes, `${at}.scopes`, out)), workspace, auth: auth(v.auth, `${at}.auth`, out), enforce: enforce(v.enforce, `${at}.enforce`, out), audience: audience(v.audience, `${at}.audience`, out) });
 }
 
 /** Parses and validates a policy document, reporting every problem at once. */
@@ -99,7 +114,13 @@ export function parsePolicy(text: string, origin: string): Policy {
       unknownKeys(doc.default, DEFAULT_KEYS, 'default', out);
       const ws = doc.default.workspace;
       if (ws !== undefined && (typeof ws !== 'string' || !isValidWorkspaceId(ws))) out.push('default.workspace: expected a workspace id');
-      def = { scopes: scopes(doc.default.scopes, 'default.scopes', out), auth: auth(doc.default.auth, 'default.auth', out), workspace: typeof ws === 'string' ? ws : undefined };
+      def = {
+        scopes: scopes(doc.default.scopes, 'default.scopes', out),
+        auth: auth(doc.default.auth, 'default.auth', out),
+        workspace: typeof ws === 'string' ? ws : undefined,
+        enforce: enforce(doc.default.enforce, 'default.enforce', out),
+        audience: audience(doc.default.audience, 'default.audience', out),
+      };
     }
   }
   if (out.length > 0) throw new PolicyError(origin, out);

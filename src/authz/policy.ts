@@ -12,11 +12,23 @@ export interface Rule {
   readonly scopes: readonly string[];
   readonly workspace?: WorkspaceRef | undefined;
   readonly auth?: RouteAuth | undefined;
+  /** `false`: shadow — a would-be denial is decided, logged and counted, then allowed. */
+  readonly enforce?: boolean | undefined;
+  /** `aud` of the identity assertion for this route. */
+  readonly audience?: string | undefined;
+}
+
+export interface PolicyDefault {
+  readonly scopes: readonly string[];
+  readonly auth?: RouteAuth | undefined;
+  readonly workspace?: string | undefined;
+  readonly enforce?: boolean | undefined;
+  readonly audience?: string | undefined;
 }
 
 export interface Policy {
   readonly rules: readonly Rule[];
-  readonly default: { readonly scopes: readonly string[]; readonly auth?: RouteAuth | undefined; readonly workspace?: string | undefined };
+  readonly default: PolicyDefault;
   /** Where the policy came from, for logs and /readyz. */
   readonly origin: string;
 }
@@ -28,6 +40,12 @@ export interface Requirement {
   readonly auth?: RouteAuth | undefined;
   /** `rules[3]`, `default`, plus `+context_extensions` when Envoy overrode it. */
   readonly matched: string;
+  /** The matched rule's path pattern as written (undefined for the default). */
+  readonly pattern?: string | undefined;
+  /** `false` when the route is in shadow mode (rule/default `enforce: false`, context extension `enforce=false`). */
+  readonly enforce?: boolean | undefined;
+  /** The assertion audience: rule `audience`, else context extension `assertion_audience`. */
+  readonly audience?: string | undefined;
 }
 
 export function parseWorkspaceRef(value: string): WorkspaceRef {
@@ -45,7 +63,7 @@ export function evaluatePolicy(policy: Policy, method: string, path: string): Re
     if (!params) continue;
     let workspace: string | undefined;
     if (r.workspace) workspace = 'literal' in r.workspace ? r.workspace.literal : params[r.workspace.param];
-    return { scopes: r.scopes, workspace, auth: r.auth, matched: `rules[${i}]` };
+    return { scopes: r.scopes, workspace, auth: r.auth, matched: `rules[${i}]`, pattern: r.path.source, enforce: r.enforce, audience: r.audience };
   }
   return { ...policy.default, matched: 'default' };
 }
@@ -62,13 +80,20 @@ export function applyContextExtensions(req: Requirement, ext: Readonly<Record<st
   const scopes = ext.required_scopes;
   const workspace = ext.required_workspace;
   const auth = ext.auth;
-  if (scopes === undefined && workspace === undefined && auth === undefined) return req;
+  const enforce = ext.enforce;
+  const audience = ext.assertion_audience;
+  if (scopes === undefined && workspace === undefined && auth === undefined && enforce === undefined && audience === undefined) return req;
   const a = auth === undefined ? req.auth : (ROUTE_AUTH as readonly string[]).includes(auth.trim().toLowerCase()) ? (auth.trim().toLowerCase() as RouteAuth) : 'required';
   return {
     scopes: scopes === undefined ? req.scopes : splitList(scopes),
     workspace: workspace === undefined ? req.workspace : workspace.trim() || undefined,
     auth: a,
     matched: `${req.matched}+context_extensions`,
+    pattern: req.pattern,
+    // Only an explicit `false` turns enforcement off: a typo must never make a route shadow.
+    enforce: enforce === undefined ? req.enforce : enforce.trim().toLowerCase() === 'false' ? false : req.enforce,
+    // The rule's own audience wins over the proxy's hint (contract: rule, then context extension).
+    audience: req.audience ?? (audience?.trim() || undefined),
   };
 }
 
