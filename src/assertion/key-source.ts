@@ -52,7 +52,8 @@ export class FileKeySource implements KeySource {
     const jwk = await publicJwkOf(m.publicKey, m.alg);
     if (jwk.kid === this.current?.kid) return false;
     const now = this.opts.now();
-    const key: SigningKey = { kid: jwk.kid!, alg: m.alg, privateKey: await importSigningKey(pem, m.alg), publicJwk: jwk, signsFrom: 0 };
+    // signsFrom only orders the file's generations (each newer one wins); it is always in the past.
+    const key: SigningKey = { kid: jwk.kid!, alg: m.alg, privateKey: await importSigningKey(pem, m.alg), publicJwk: jwk, signsFrom: (this.current?.signsFrom ?? -1) + 1 };
     if (this.current) this.retired.push({ ...this.current, retireAfter: now + this.opts.ttlMs + RETIRE_MARGIN_MS });
     this.retired = this.retired.filter((k) => (k.retireAfter ?? 0) > now && k.kid !== key.kid);
     this.current = key;
