@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AuthError } from '../errors/deny';
-import type { AllowDecision, CheckFn, Decision, DenyDecision } from '../pipeline/decision';
+import type { AllowDecision, CheckFn, Decision, DenyDecision, Header } from '../pipeline/decision';
 import { AssertionSigner, KeyUnavailableError } from './signer';
 
 export interface AssertionOptions {
@@ -41,15 +41,21 @@ export function withAssertions(check: CheckFn, opts: AssertionOptions): CheckFn 
   const removeClientCopy = (d: AllowDecision): Decision =>
     d.input?.headers.has(name) && !d.headersToRemove.includes(name) ? { ...d, headersToRemove: [...d.headersToRemove, name] } : d;
 
-  return async (parts) => {
-    const d = await check(parts);
-    if (!d.allow) return d;
-    if (!d.identity.authenticated) return removeClientCopy(d);
-    const audience = d.requirement?.audience ?? opts.audience ?? requestHost(d);
-    if (!audience) return deny(d, new AuthError('auth.invalid_request', 'Request has no host to address the identity assertion to', { detail: 'no assertion audience: set ORCHEO_AUTH_ASSERTION_AUDIENCE or a rule audience' }));
-    let jws: string;
+  // One frozen header list per identity and current assertion: the gRPC layer encodes a response
+  // for a frozen header list once and re-sends the bytes while the assertion is re-used.
+  const lists = new WeakMap<readonly Header[], { jws: string; headers: readonly Header[] }>();
+  const withAssertion = (base: readonly Header[], jws: string): readonly Header[] => {
+    const hit = lists.get(base);
+    if (hit?.jws === jws) return hit.headers;
+    const headers = Object.freeze([...base, Object.freeze([name, jws] as const)]);
+    lists.set(base, { jws, headers });
+    return headers;
+  };
+
+  /** Signs on a cache miss; a failure is the deny (never a rejection, never an allow without it). */
+  const sign = async (d: AllowDecision, audience: string): Promise<string | DenyDecision> => {
     try {
-      jws = await opts.signer.assertion(d.identity, audience);
+      return await opts.signer.assertion(d.identity, audience);
     } catch (err) {
       const now = Date.now();
       if (now - lastLog >= logEvery) {
@@ -59,9 +65,19 @@ export function withAssertions(check: CheckFn, opts: AssertionOptions): CheckFn 
       const known = err instanceof KeyUnavailableError;
       return deny(d, new AuthError('auth.key_unavailable', undefined, { retryAfterSeconds: KEY_RETRY_AFTER_S, detail: known ? 'no assertion signing key' : 'assertion signing failed' }));
     }
+  };
+
+  return async (parts) => {
+    const d = await check(parts);
+    if (!d.allow) return d;
+    if (!d.identity.authenticated) return removeClientCopy(d);
+    const audience = d.requirement?.audience ?? opts.audience ?? requestHost(d);
+    if (!audience) return deny(d, new AuthError('auth.invalid_request', 'Request has no host to address the identity assertion to', { detail: 'no assertion audience: set ORCHEO_AUTH_ASSERTION_AUDIENCE or a rule audience' }));
+    const jws = opts.signer.cached(d.identity, audience) ?? (await sign(d, audience));
+    if (typeof jws !== 'string') return jws;
     return {
       ...d,
-      headers: [...d.headers, [name, jws]],
+      headers: withAssertion(d.headers, jws),
       headersToRemove: d.headersToRemove.includes(name) ? d.headersToRemove.filter((n) => n !== name) : d.headersToRemove,
     };
   };

@@ -11,7 +11,13 @@ interface Entry {
   readonly jws: string;
   readonly iatMs: number;
   readonly expMs: number;
+  /** Re-use ends here: a tenth of the lifetime before `exp`. */
+  readonly freshUntil: number;
   readonly tokenId: string;
+  readonly kid: string;
+  readonly audience: string;
+  /** Set when the entry leaves the cache (evicted, or its credential changed). */
+  dropped: boolean;
 }
 
 export interface SignerOptions {
@@ -45,6 +51,7 @@ function identityKey(id: Identity): string {
 export class AssertionSigner {
   private readonly cache: LRUCache<string, Entry>;
   private readonly byToken = new Map<string, Set<string>>();
+  private readonly last = new WeakMap<Identity, Entry>();
   /** Signatures made (cache misses), for the bench and tests. */
   signed = 0;
 
@@ -52,6 +59,7 @@ export class AssertionSigner {
     this.cache = new LRUCache<string, Entry>({
       max: opts.maxEntries ?? 10_000,
       dispose: (e, key) => {
+        e.dropped = true;
         const set = this.byToken.get(e.tokenId);
         if (!set) return;
         set.delete(key);
@@ -60,14 +68,30 @@ export class AssertionSigner {
     });
   }
 
+  /**
+   * The cached assertion when it can be re-used, synchronously (the hot path: no promise, no key
+   * string built). Every identity remembers its last entry; the LRU holds the rest.
+   */
+  cached(identity: Identity, audience: string): string | undefined {
+    const now = this.opts.now();
+    const key = this.opts.source.keys().signing(now);
+    if (!key) return undefined;
+    const last = this.last.get(identity);
+    if (last && !last.dropped && last.kid === key.kid && last.audience === audience && now < last.freshUntil) return last.jws;
+    const hit = this.cache.get(`${key.kid}\n${audience}\n${identityKey(identity)}`);
+    if (!hit || now >= hit.freshUntil) return undefined;
+    this.last.set(identity, hit);
+    return hit.jws;
+  }
+
   /** The compact JWS for this identity and audience. Throws KeyUnavailableError without a usable key. */
   async assertion(identity: Identity, audience: string): Promise<string> {
+    const reused = this.cached(identity, audience);
+    if (reused !== undefined) return reused;
     const now = this.opts.now();
     const key = this.opts.source.keys().signing(now);
     if (!key?.privateKey) throw new KeyUnavailableError('no identity assertion signing key is available');
     const cacheKey = `${key.kid}\n${audience}\n${identityKey(identity)}`;
-    const hit = this.cache.get(cacheKey);
-    if (hit && hit.expMs - now >= (hit.expMs - hit.iatMs) / 10) return hit.jws;
 
     const iat = Math.floor(now / 1000);
     let exp = iat + this.opts.ttlSeconds;
@@ -85,7 +109,9 @@ export class AssertionSigner {
       .setJti(randomUUID())
       .sign(key.privateKey);
     this.signed += 1;
-    this.cache.set(cacheKey, { jws, iatMs: iat * 1000, expMs: exp * 1000, tokenId: identity.tokenId });
+    const entry: Entry = { jws, iatMs: iat * 1000, expMs: exp * 1000, freshUntil: exp * 1000 - ((exp - iat) * 1000) / 10, tokenId: identity.tokenId, kid: key.kid, audience, dropped: false };
+    this.cache.set(cacheKey, entry);
+    this.last.set(identity, entry);
     let set = this.byToken.get(identity.tokenId);
     if (!set) this.byToken.set(identity.tokenId, (set = new Set()));
     set.add(cacheKey);
