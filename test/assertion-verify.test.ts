@@ -6,7 +6,7 @@ import { notifyTokenChange } from '../src/store/notify';
 import type { StoreKeySource } from '../src/assertion/key-source';
 import { startTestApp, type TestApp } from './helpers/app';
 import { deniedBody, deniedStatus } from './helpers/grpc-client';
-import { assertionOf, claimsOf, fetchJson, HEADER, HOST, jwksUrl, kidOf, req, serviceToken, until } from './helpers/assertion';
+import { assertionOf, claimsOf, fetchJson, HEADER, HOST, jwksUrl, req, serviceToken, until } from './helpers/assertion';
 
 describe('identity assertion on the gRPC interface', () => {
   let t: TestApp;
@@ -102,13 +102,11 @@ describe('identity assertion on the gRPC interface', () => {
   });
 
   test('a store without keys answers 503 auth.key_unavailable, never an allow without the assertion', async () => {
-    const r1 = assertionOf(await t.client.check(req(reader)))!;
-    const kid = kidOf(r1);
+    assert.ok(assertionOf(await t.client.check(req(reader))));
     await t.app.db.query(`UPDATE assertion_keys SET retire_after = clock_timestamp() - interval '1 second'`);
     await (t.app.assertions!.source as StoreKeySource).reload();
     const r = await t.client.check(req(reader));
     assert.equal(deniedStatus(r), 503);
     assert.equal(deniedBody(r).code, 'auth.key_unavailable');
-    assert.ok(kid);
   });
 });
