@@ -28,6 +28,7 @@ import { TokenIndex } from './store/token-index';
 import { UsageRecorder } from './store/usage';
 import { AuditRecorder } from './store/audit';
 import { TokenChangeFeed } from './store/notify';
+import { startAssertions, type Assertions } from './assertion';
 
 /** How often start checks whether the background sync has loaded the index (health flips then). */
 const LOAD_WATCH_MS = 100;
@@ -44,6 +45,8 @@ export interface App {
   readonly audit: AuditRecorder;
   /** LISTEN/NOTIFY feed that keeps `index` in step with writes on every replica. */
   readonly tokenFeed: TokenChangeFeed;
+  /** Identity assertions, when `ORCHEO_AUTH_ASSERTION=true`. */
+  readonly assertions?: Assertions | undefined;
   /** The global mode in force right now (an unset mode enforces once a credential source exists). */
   mode(): AuthMode;
   /** Health NOT_SERVING, in-flight checks finish, buffers flushed, connections closed. */
@@ -87,6 +90,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   audit.start();
   const tokenFeed = new TokenChangeFeed(db, index, logger);
   await tokenFeed.start();
+  const assertions = cfg.assertion.enabled ? await startAssertions(cfg.assertion, { db, index, feed: tokenFeed, logger }) : undefined;
 
   const kinds: Authenticator[] = [];
   if (cfg.bootstrap) {
@@ -133,8 +137,9 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       if (o.decision === 'allow' && o.identity?.source === 'service_token') usage.record(o.identity.tokenId, Date.now());
     },
   });
-  const traced = tracingEnabled() ? withTracing(check) : check;
-  if (traced !== check) logger.info('OpenTelemetry tracer provider found: tracing Check');
+  const asserted = assertions ? assertions.wrap(check) : check;
+  const traced = tracingEnabled() ? withTracing(asserted) : asserted;
+  if (traced !== asserted) logger.info('OpenTelemetry tracer provider found: tracing Check');
   const timedCheck: CheckFn = async (req) => {
     const started = process.hrtime.bigint();
     const res = await traced(req);
@@ -166,6 +171,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     check: timedCheck,
     audit,
     tokenFeed,
+    assertions,
     mode,
     async stop(graceMs = 5000) {
       if (draining) return;
@@ -176,6 +182,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       policy.close();
       index.stop();
       tokenFeed.stop();
+      assertions?.stop();
       jwt?.close();
       await usage.stop();
       await audit.stop();
@@ -192,7 +199,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     port: cfg.http.port,
     tls: cfg.http.tls,
     clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops),
-    routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(opts.routes?.(app) ?? [])]),
+    routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(assertions?.routes ?? []), ...(opts.routes?.(app) ?? [])]),
     logger,
   });
   (app as { httpPort: number }).httpPort = http.port;

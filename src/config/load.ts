@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { addr, bool, cidrs, instant, int, list, num, oneOf, Problems, raw, str, url, type Env } from './parse';
 import { isClusterUrl, parseClusterUrl } from '../ratelimit/redis-client';
-import type { AuthMode, Config, JwtConfig, TlsFiles } from './types';
+import type { AssertionConfig, AuthMode, Config, JwtConfig, TlsFiles } from './types';
+import { readKeyFile } from '../assertion/key-file';
 
 export class ConfigError extends Error {
   readonly code = 'config.invalid' as const;
@@ -77,6 +78,32 @@ function jwt(env: Env, p: Problems): JwtConfig {
   return Object.freeze(cfg);
 }
 
+/** Header names the identity headers already use: the assertion must not overwrite one of them. */
+const RESERVED_HEADERS = ['authenticated', 'subject', 'identity-type', 'token-id', 'scopes', 'workspaces'].map((f) => `x-orcheo-${f}`);
+
+function assertion(env: Env, p: Problems): AssertionConfig {
+  const header = (raw(env, 'ORCHEO_AUTH_ASSERTION_HEADER') ?? 'x-orcheo-identity').toLowerCase();
+  // RFC 9110 token characters: Envoy refuses anything else in a header name.
+  if (!/^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(header)) p.add('ORCHEO_AUTH_ASSERTION_HEADER', `not a valid header name: ${JSON.stringify(header.slice(0, 60))}`);
+  else if (RESERVED_HEADERS.includes(header) || ['authorization', 'host', 'cookie'].includes(header)) p.add('ORCHEO_AUTH_ASSERTION_HEADER', `${header} is already used; choose another name`);
+  const keyFile = raw(env, 'ORCHEO_AUTH_ASSERTION_KEY_FILE');
+  if (keyFile !== undefined) {
+    try {
+      readKeyFile(keyFile);
+    } catch (err) {
+      p.add('ORCHEO_AUTH_ASSERTION_KEY_FILE', (err as Error).message);
+    }
+  }
+  return Object.freeze({
+    enabled: bool(env, 'ORCHEO_AUTH_ASSERTION', p, false),
+    header,
+    issuer: str(env, 'ORCHEO_AUTH_ASSERTION_ISSUER', p, 1024) ?? 'orcheo-authz',
+    audience: str(env, 'ORCHEO_AUTH_ASSERTION_AUDIENCE', p, 1024),
+    ttlSeconds: int(env, 'ORCHEO_AUTH_ASSERTION_TTL', p, 300, 10, 86400),
+    keyFile,
+  });
+}
+
 /** Cluster URLs list several hosts (`redis+cluster://a:1,b:2`), which WHATWG URL refuses: parse them as the client does. */
 function redisUrl(env: Env, p: Problems): string | undefined {
   const v = raw(env, 'ORCHEO_AUTH_REDIS_URL');
@@ -129,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
       level: (oneOf(env, 'LOG_LEVEL', p, LOG_LEVELS) ?? 'info').replace('warning', 'warn'),
       sensitiveDebug: bool(env, 'LOG_SENSITIVE_DEBUG', p, false),
     }),
+    assertion: assertion(env, p),
   };
   secret(cfg, 'databaseUrl', url(env, 'ORCHEO_AUTH_DATABASE_URL', p, ['postgres:', 'postgresql:']));
   secret(cfg, 'redisUrl', redisUrl(env, p));

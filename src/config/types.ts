@@ -44,6 +44,19 @@ export interface RateLimitConfig {
   readonly keyPrefix: string;
 }
 
+/** Signed identity assertions (`x-orcheo-identity`) for upstreams that verify. */
+export interface AssertionConfig {
+  readonly enabled: boolean;
+  /** Lower-cased header name. */
+  readonly header: string;
+  readonly issuer: string;
+  /** Fallback `aud` when neither the rule nor the context extension names one. */
+  readonly audience?: string | undefined;
+  readonly ttlSeconds: number;
+  /** PEM private key (P-256 or Ed25519); unset: keys generated and kept in the token store. */
+  readonly keyFile?: string | undefined;
+}
+
 export interface Config {
   readonly grpc: HostPort & { readonly tls?: TlsFiles | undefined };
   readonly http: HostPort & { readonly tls?: TlsFiles | undefined };
@@ -65,4 +78,5 @@ export interface Config {
    */
   readonly trustedProxies: readonly string[];
   readonly log: { readonly level: string; readonly sensitiveDebug: boolean };
+  readonly assertion: AssertionConfig;
 }

@@ -77,7 +77,7 @@ function buildAllow(d: AllowDecision): CheckResponseObject {
 }
 
 function toAllow(d: AllowDecision): CheckResponseObject {
-  const plain = d.headers === identityHeaders(d.identity) && d.headersToRemove.length === 0 && d.queryParamsToRemove.length === 0 && !d.shadow;
+  const plain = (d.headers === identityHeaders(d.identity) || Object.isFrozen(d.headers)) && d.headersToRemove.length === 0 && d.queryParamsToRemove.length === 0 && !d.shadow;
   if (!plain) return buildAllow(d);
   let res = allowByHeaders.get(d.headers);
   if (!res) {

@@ -40,6 +40,21 @@ export const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly name
       CREATE INDEX auth_audit_events_token ON auth_audit_events (token_id, occurred_at);
     `,
   },
+  {
+    version: 2,
+    name: 'identity assertion signing keys',
+    sql: `
+      CREATE TABLE assertion_keys (
+        kid          text PRIMARY KEY,
+        alg          text NOT NULL,
+        private_pem  text NOT NULL,
+        public_jwk   jsonb NOT NULL,
+        created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+        signs_from   timestamptz NOT NULL,
+        retire_after timestamptz
+      );
+    `,
+  },
 ];
 
 export interface MigrationResult {

@@ -16,6 +16,8 @@ const RETRY_MAX_MS = 5000;
 export interface TokenChangeMessage {
   readonly schema: string;
   readonly ids: readonly string[];
+  /** Absent: token rows. `assertion_keys`: the signing key set changed (ids empty). */
+  readonly kind?: 'assertion_keys';
   /** Database clock at the write, epoch ms: the receiver's lag (exported as a metric). */
   readonly at?: number;
 }
@@ -27,6 +29,11 @@ export interface TokenChangeMessage {
 export async function notifyTokenChange(tx: Queryable, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   await tx.query(`SELECT pg_notify(${CHANNEL_SQL}, json_build_object('schema', current_schema(), 'ids', $1::text[], 'at', (extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text)`, [[...ids]]);
+}
+
+/** Announces a change of the assertion signing keys on the same channel (inside the write's transaction). */
+export async function notifyAssertionKeyChange(tx: Queryable): Promise<void> {
+  await tx.query(`SELECT pg_notify(${CHANNEL_SQL}, json_build_object('schema', current_schema(), 'ids', '{}'::text[], 'kind', 'assertion_keys')::text)`);
 }
 
 /**
@@ -46,8 +53,14 @@ export class TokenChangeFeed {
   received = 0;
   /** Milliseconds from the write to this instance's index update, for the last notification. */
   lastLagMs: number | undefined;
+  private readonly keyListeners: Array<() => void> = [];
 
   constructor(private readonly db: Db, private readonly index: TokenIndex, private readonly logger: Logger) {}
+
+  /** Called on an assertion key notification and after a reconnect (notifications may have been missed). */
+  onAssertionKeys(listener: () => void): void {
+    this.keyListeners.push(listener);
+  }
 
   get isListening(): boolean {
     return this.listening;
@@ -109,6 +122,11 @@ export class TokenChangeFeed {
       return;
     }
     if (!msg || msg.schema !== this.schema || !Array.isArray(msg.ids)) return;
+    if (msg.kind === 'assertion_keys') {
+      this.received += 1;
+      for (const l of this.keyListeners) l();
+      return;
+    }
     const ids = msg.ids.filter((i): i is string => typeof i === 'string');
     if (ids.length === 0) return;
     this.received += 1;
@@ -130,6 +148,7 @@ export class TokenChangeFeed {
   }
 
   private onReconnect(): void {
+    for (const l of this.keyListeners) l();
     this.index.resync().catch((err: unknown) => {
       this.logger.warn({ err: (err as Error).message }, 'token index resync after reconnect failed; the poll will retry');
     });

@@ -37,11 +37,21 @@ export class TokenIndex {
   private offsetMs = 0;
   private pulls = 0;
   private lost = false;
+  private readonly changeListeners: Array<(id: string) => void> = [];
 
   constructor(private readonly db: Db, private readonly logger: Logger, opts: TokenIndexOptions = {}) {
     this.pollMs = opts.pollIntervalMs ?? 1000;
     this.maxStaleMs = opts.maxStalenessMs ?? 10_000;
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Called with a token id whenever its record changed or disappeared (caches keyed by token drop it). */
+  onChange(listener: (id: string) => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private changed(id: string): void {
+    for (const l of this.changeListeners) l(id);
   }
 
   get size(): number {
@@ -103,8 +113,10 @@ export class TokenIndex {
       byId.set(r.id, r);
       mark = Math.max(mark, r.updatedAt);
     }
+    const prev = this.byId;
     this.byHash = byHash;
     this.byId = byId;
+    for (const [id, r] of prev) if (byId.get(id)?.updatedAt !== r.updatedAt) this.changed(id);
     this.watermark = mark;
     this.lastSyncAt = started;
     this.loaded = true;
@@ -121,6 +133,7 @@ export class TokenIndex {
     this.byId.set(r.id, r);
     this.byHash.set(r.secretHash, r);
     this.watermark = Math.max(this.watermark, r.updatedAt);
+    if (prev && prev.updatedAt !== r.updatedAt) this.changed(r.id);
   }
 
   /** Re-reads one token (after a notification naming it). */
@@ -136,6 +149,7 @@ export class TokenIndex {
     if (!r) return;
     this.byId.delete(id);
     if (this.byHash.get(r.secretHash)?.id === id) this.byHash.delete(r.secretHash);
+    this.changed(id);
   }
 
   /**

@@ -18,6 +18,7 @@ import { describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtur
 import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
 import { runNodeLoad, type LoadResult } from './node-load';
 import { printHotspots } from './profile';
+import { benchAssertions, formatAssertionBench } from './assertion';
 import { formatPathRatios, formatTable, machine, summarize, writeJson, type Repeat, type ScenarioResult, type Targets } from './report';
 import { canPin, checkCounters, killAll, limiterBackend, startBaselineProcess, startService, type Proc } from './service-process';
 
@@ -181,6 +182,7 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   const config = { seconds: SECONDS, warmupSeconds: WARMUP, repeats: REPEATS, connections: CONNS, streams: STREAMS, jwtTokens: JWT_TOKENS, store: f.store, redis: f.redis, limits: LIMITS };
   console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadavg()[0] }, results })}`);
   if (CPU_PROF) printHotspots(CPU_PROF);
+  if (!ONLY || ONLY.test('assertion')) console.log(`\n${formatAssertionBench(await benchAssertions())}`);
 }
 
 if (process.env['NODE_TEST_CONTEXT']) {
