@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from './config/load';
 import { CommandError, UsageError } from './cli/errors';
+import { registerExplainCommand } from './cli/explain';
 import { registerTokenCommands } from './cli/token';
 import { packageVersion } from './version';
 
@@ -21,6 +22,7 @@ function program(): Command {
   cmd.command('migrate').description('apply database migrations').action(async () => (await import('./cli/maintenance')).migrateCommand());
   cmd.command('check-config').description('validate the environment and the policy file, printing every problem').action(async () => (await import('./cli/maintenance')).checkConfigCommand());
   registerTokenCommands(cmd);
+  registerExplainCommand(cmd);
   return cmd;
 }
 
