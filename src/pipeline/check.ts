@@ -140,6 +140,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
     } catch (err) {
       if (!isAuthError(err)) throw err;
       v = { error: err };
+      if (trace) trace.authError = err;
     }
     if (trace) trace.credential = cred && { via: cred.via, queryParam: cred.queryParam };
 
@@ -147,7 +148,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
       // Valid credentials still yield identity headers; invalid ones are ignored, never counted.
       // Offline: an anonymous caller must never make a public route wait on a JWKS refetch.
       const who = cred ? await identify(cred.token, { offline: true }, trace) : {};
-      if (trace) Object.assign(trace, { kind: cred && credentialKind(cred.token, who), authError: who.error, identity: who.identity });
+      if (trace && cred) Object.assign(trace, { kind: credentialKind(cred.token, who), authError: who.error, identity: who.identity });
       return allow(who.identity ?? ANONYMOUS, cred);
     }
 
@@ -156,7 +157,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
       else if (routeMode === 'optional') v = { identity: ANONYMOUS };
       else v = { error: new AuthError('auth.missing_token') };
     }
-    if (trace) Object.assign(trace, { kind: cred && credentialKind(cred.token, v), authError: v.error, identity: v.identity });
+    if (trace && cred) Object.assign(trace, { kind: credentialKind(cred.token, v), authError: v.error, identity: v.identity });
     if (v.identity?.authenticated) {
       const denied = authorize(v.identity, req);
       if (denied) v = { error: denied, key: identityKey(v.identity), identity: v.identity };
