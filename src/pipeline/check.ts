@@ -66,8 +66,9 @@ const LIMITER_RETRY_AFTER = 5;
 export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
   const now = deps.now ?? Date.now;
   const { logger } = deps;
-  // Decision lines carry only code, method, normalised path, rule and subject — never a header or
-  // token — so they skip the redaction pass, which cost ~16 µs of a ~20 µs log line.
+  // Decision lines carry only code, method, normalised path, rule and its pattern, workspace (from the
+  // path), subject and client IP — never a header or token — so they skip the redaction pass, which
+  // cost ~16 µs of a ~20 µs log line.
   const decisions = logger.child({}, { redact: { paths: [] } });
 
   async function identify(token: string, opts: AuthnOptions | undefined, trace: Trace | undefined): Promise<Verdict> {
