@@ -14,7 +14,8 @@ import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import { createCheckPipeline } from './pipeline/check';
-import type { CheckFn } from './pipeline/decision';
+import type { CheckFn, RequestParts } from './pipeline/decision';
+import type { Explanation } from './pipeline/explain';
 import { withKeyNamespace } from './pipeline/identity-key';
 import { describeLimits, describeMode, resolveMode } from './pipeline/mode';
 import { tracingEnabled, withTracing } from './pipeline/tracing';
@@ -41,6 +42,8 @@ export interface App {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly check: CheckFn;
+  /** How `check` would decide a request, counting nothing (admin explain). */
+  readonly explain: (req: RequestParts) => Promise<Explanation>;
   /** Batched audit counters (auth failures, token use, bootstrap use). */
   readonly audit: AuditRecorder;
   /** LISTEN/NOTIFY feed that keeps `index` in step with writes on every replica. */
@@ -130,6 +133,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     limits: { ip: cfg.rateLimit.ip, identity: cfg.rateLimit.identity, xffTrustedHops: cfg.rateLimit.xffTrustedHops },
     logger,
     sensitiveDebug: cfg.log.sensitiveDebug,
+    dryRun: cfg.dryRun,
     observe: (o) => {
       metrics.count(o);
       audit.observe(o);
@@ -169,6 +173,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     metrics,
     logger,
     check: timedCheck,
+    explain: check.explain,
     audit,
     tokenFeed,
     assertions,

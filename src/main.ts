@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from './config/load';
 import { CommandError, UsageError } from './cli/errors';
+import { registerExplainCommand } from './cli/explain';
 import { registerTokenCommands } from './cli/token';
 import { registerAssertionKeyCommands } from './cli/assertion-key';
 import { packageVersion } from './version';
@@ -23,6 +24,7 @@ function program(): Command {
   cmd.command('check-config').description('validate the environment and the policy file, printing every problem').action(async () => (await import('./cli/maintenance')).checkConfigCommand());
   registerTokenCommands(cmd);
   registerAssertionKeyCommands(cmd);
+  registerExplainCommand(cmd);
   return cmd;
 }
 

@@ -47,6 +47,8 @@ export class Metrics {
   /** Incremented at the bootstrap authenticator's use callback: it should stay at 0 after setup. */
   readonly bootstrapUses = new Counter({ name: 'orcheo_authz_bootstrap_token_uses_total', help: 'Requests that presented the bootstrap token', labelNames: ['accepted'] as const, registers: [this.registry] });
 
+  readonly shadowDenials = new Counter({ name: 'orcheo_authz_shadow_denials_total', help: 'Would-be denials allowed by shadow mode (enforce: false, ORCHEO_AUTH_DRY_RUN)', labelNames: ['code'] as const, registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'orcheo_authz_' });
     // All three series exist from the start (at 0) so alerts and dashboards see them before any change.
@@ -100,7 +102,8 @@ export class Metrics {
   }
 
   /** The pipeline's outcome hook: one count per decision. */
-  count(o: Pick<Outcome, 'decision' | 'code'>): void {
+  count(o: Pick<Outcome, 'decision' | 'code' | 'shadowCode'>): void {
     this.checks.inc({ decision: o.decision, code: o.code ?? 'ok' });
+    if (o.shadowCode) this.shadowDenials.inc({ code: o.shadowCode });
   }
 }

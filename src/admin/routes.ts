@@ -1,4 +1,5 @@
 import type { App } from '../app';
+import { explainRoutes } from './explain-api';
 import type { Route } from './http-server';
 import { ADMIN_PREFIX, createTokensApi } from './tokens-api';
 
@@ -14,8 +15,8 @@ import { ADMIN_PREFIX, createTokensApi } from './tokens-api';
  */
 export function adminRoutes(app: App): Route[] {
   const handler = createTokensApi(app);
-  return ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'].flatMap((method) => [
+  return [...explainRoutes(app), ...['GET', 'POST', 'DELETE', 'PUT', 'PATCH'].flatMap((method) => [
     { method, path: ADMIN_PREFIX, handler },
     { method, path: `${ADMIN_PREFIX}/*`, handler },
-  ]);
+  ])];
 }

@@ -3,7 +3,7 @@ import { AuthError } from '../errors/deny';
 import { ALL_WORKSPACES } from '../authz/scopes';
 import type { BootstrapConfig } from '../config/types';
 import { hashSecret } from '../store/records';
-import type { Authenticator, AuthnResult, Identity } from './types';
+import type { Authenticator, AuthnOptions, AuthnResult, Identity } from './types';
 
 const digest = (s: string): Buffer => Buffer.from(hashSecret(s), 'hex');
 
@@ -25,13 +25,14 @@ export function createBootstrapAuthenticator(cfg: BootstrapConfig, onUse?: (ok: 
   });
   return {
     name: 'bootstrap',
-    authenticate(token: string, nowMs: number): AuthnResult {
+    authenticate(token: string, nowMs: number, opts?: AuthnOptions): AuthnResult {
       if (!timingSafeEqual(digest(token), expected)) return { kind: 'skip' };
+      const use = opts?.quiet ? undefined : onUse;
       if (cfg.expiresAt !== undefined && nowMs >= cfg.expiresAt) {
-        onUse?.(false);
+        use?.(false);
         return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: 'bootstrap' };
       }
-      onUse?.(true);
+      use?.(true);
       return { kind: 'identified', identity };
     },
   };

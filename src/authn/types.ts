@@ -47,6 +47,8 @@ export interface AuthnOptions {
    * use it, so an anonymous caller can never make the service wait on a key provider.
    */
   readonly offline?: boolean | undefined;
+  /** Explain: decide as usual but report no use (the bootstrap token's metric and audit counters). */
+  readonly quiet?: boolean | undefined;
 }
 
 /** One identity kind (bootstrap token, service token, JWT). Must never throw for bad input. */

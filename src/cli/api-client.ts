@@ -47,8 +47,13 @@ export class AdminApiClient {
     return this.settings.apiUrl;
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.settings.apiUrl}/api/admin/service-tokens${path}`;
+  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.call<T>(method, `/api/admin/service-tokens${path}`, body);
+  }
+
+  /** Any admin API path (`/api/admin/…`), with the same auth and error mapping. */
+  async call<T = unknown>(method: string, apiPath: string, body?: unknown): Promise<T> {
+    const url = `${this.settings.apiUrl}${apiPath}`;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'orcheo-authz-cli' };
     if (this.settings.serviceToken) headers.authorization = `Bearer ${this.settings.serviceToken}`;
     let payload: string | undefined;

@@ -140,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     mode,
     dbPath: raw(env, 'ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH') ?? join(homedir(), '.orcheo', 'authz-db'),
     autoMigrate: bool(env, 'ORCHEO_AUTH_AUTO_MIGRATE', p, true),
+    dryRun: bool(env, 'ORCHEO_AUTH_DRY_RUN', p, false),
     policyFile: raw(env, 'ORCHEO_AUTH_POLICY_FILE'),
     bootstrap,
     jwt: jwt(env, p),

@@ -66,6 +66,8 @@ export interface Config {
   readonly databaseUrl?: string | undefined;
   readonly dbPath: string;
   readonly autoMigrate: boolean;
+  /** Every route in shadow: would-be denials are logged, counted and allowed (ORCHEO_AUTH_DRY_RUN). */
+  readonly dryRun: boolean;
   /** Non-enumerable when set. */
   readonly redisUrl?: string | undefined;
   readonly policyFile?: string | undefined;

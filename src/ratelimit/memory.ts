@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { blockedFor, isActive, NOT_BLOCKED, type LimitQuery, type LimitVerdict, type RateLimiter } from './types';
+import { blockedFor, INACTIVE_WINDOW, isActive, NOT_BLOCKED, type LimitQuery, type LimitVerdict, type RateLimiter, type WindowState } from './types';
 
 export interface MemoryLimiterOptions {
   intervalMs: number;
@@ -71,6 +71,23 @@ export class MemoryLimiter implements RateLimiter {
     // set() again so the LRU recomputes the entry's size and recency.
     for (const key of touched) this.windows.set(key, logs.get(key)!);
     return verdicts;
+  }
+
+  peek(queries: readonly LimitQuery[]): Promise<WindowState[]> {
+    return Promise.resolve(this.peekSync(queries));
+  }
+
+  /** evaluateSync's judgement without its writes: no recording, no expiry clean-up, no LRU recency bump. */
+  peekSync(queries: readonly LimitQuery[]): WindowState[] {
+    const now = this.now();
+    const cutoff = now - this.intervalMs;
+    return queries.map((q): WindowState => {
+      if (!isActive(q)) return INACTIVE_WINDOW;
+      const live = (this.windows.peek(q.key) ?? []).filter((t) => t > cutoff);
+      const limit = Math.floor(q.limit);
+      if (live.length < limit) return { count: live.length, limit, ...NOT_BLOCKED };
+      return { count: live.length, limit, ...blockedFor(live[live.length - limit]! + this.intervalMs - now) };
+    });
   }
 
   /** Drops every window; used when Redis comes back so stale fallback counts do not linger in memory. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { blockedFor, isActive, NOT_BLOCKED, type LimitQuery, type LimitVerdict, type RateLimiter } from './types';
+import { blockedFor, INACTIVE_WINDOW, isActive, NOT_BLOCKED, type LimitQuery, type LimitVerdict, type RateLimiter, type WindowState } from './types';
 import { closeRedisClient, createRedisClient, type RedisLike } from './redis-client';
 
 /**
@@ -51,6 +51,34 @@ end
 return waits
 `;
 
+/**
+ * SLIDING_LOG_LUA's judgement without a single write (no ZREMRANGEBYSCORE, ZADD or PEXPIRE): explain reads
+ * the windows a Check would meet and leaves them exactly as they were. Entries at or before the cutoff are
+ * what the writing script would have removed, so they are not counted.
+ * KEYS[i] as above.  ARGV[1] interval in ms.  ARGV[1+i] limit of key i.
+ * Returns  per key two numbers: live failures, ms until the window admits again (0 when not blocked).
+ */
+export const PEEK_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local after = '(' .. (now - interval)
+local out = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[1 + i])
+  local count = redis.call('ZCOUNT', KEYS[i], after, '+inf')
+  local wait = 0
+  if count >= limit then
+    local entry = redis.call('ZRANGEBYSCORE', KEYS[i], after, '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
+    wait = tonumber(entry[2]) + interval - now
+    if wait < 1 then wait = 1 end
+  end
+  out[2 * i - 1] = count
+  out[2 * i] = wait
+end
+return out
+`;
+
 export interface RedisLimiterOptions {
   url: string;
   /** Prepended to every caller key; wrapped in a Cluster hash tag unless it already holds one. */
@@ -59,7 +87,10 @@ export interface RedisLimiterOptions {
   commandTimeoutMs: number;
 }
 
-type ScriptRunner = { orcheoAuthzSlidingLog(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]> };
+type ScriptRunner = {
+  orcheoAuthzSlidingLog(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
+  orcheoAuthzPeek(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
+};
 
 /**
  * One script spans several keys (IP and identity) and Redis Cluster runs a script only when all its keys hash
@@ -88,6 +119,7 @@ export class RedisLimiter implements RateLimiter {
     this.client = createRedisClient(opts.url, { commandTimeoutMs: opts.commandTimeoutMs });
     // ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after a restart or failover).
     this.client.defineCommand('orcheoAuthzSlidingLog', { lua: SLIDING_LOG_LUA });
+    this.client.defineCommand('orcheoAuthzPeek', { lua: PEEK_LUA });
   }
 
   readonly backend = (): 'redis' => 'redis';
@@ -108,6 +140,21 @@ export class RedisLimiter implements RateLimiter {
       if (wait > 0) verdicts[qi] = blockedFor(wait);
     });
     return verdicts;
+  }
+
+  async peek(queries: readonly LimitQuery[]): Promise<WindowState[]> {
+    const active = queries.filter(isActive);
+    if (active.length === 0) return queries.map(() => INACTIVE_WINDOW);
+    const keys = active.map((q) => this.prefix + q.key);
+    const out = await (this.client as unknown as ScriptRunner).orcheoAuthzPeek(keys.length, ...keys, this.intervalMs, ...active.map((q) => Math.floor(q.limit)));
+    let k = 0;
+    return queries.map((q): WindowState => {
+      if (!isActive(q)) return INACTIVE_WINDOW;
+      const count = Number(out[2 * k]);
+      const wait = Number(out[2 * k + 1]);
+      k++;
+      return { count, limit: Math.floor(q.limit), ...(wait > 0 ? blockedFor(wait) : NOT_BLOCKED) };
+    });
   }
 
   isReady(): boolean {

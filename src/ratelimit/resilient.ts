@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { LimiterUnavailableError, type LimitQuery, type LimitVerdict, type RateLimiter } from './types';
+import { LimiterUnavailableError, type LimitQuery, type LimitVerdict, type RateLimiter, type WindowState } from './types';
 import type { MemoryLimiter } from './memory';
 import type { RedisLimiter } from './redis';
 
@@ -49,17 +49,26 @@ export class ResilientLimiter implements RateLimiter {
 
   readonly backend = (): 'redis' | 'fallback' => (this.up ? 'redis' : 'fallback');
 
-  async evaluate(queries: readonly LimitQuery[]): Promise<LimitVerdict[]> {
+  evaluate(queries: readonly LimitQuery[]): Promise<LimitVerdict[]> {
+    return this.run((r) => r.evaluate(queries), () => this.memory.evaluateSync(queries));
+  }
+
+  /** Read-only, with the same backend choice as evaluate, so explain shows the windows a Check would meet. */
+  peek(queries: readonly LimitQuery[]): Promise<WindowState[]> {
+    return this.run((r) => r.peek(queries), () => this.memory.peekSync(queries));
+  }
+
+  private async run<T>(onRedis: (r: RedisLimiter) => Promise<T>, inMemory: () => T): Promise<T> {
     if (!this.everReady && !this.warned && !this.closed) await this.waitFirstConnect();
     if (this.up) {
       try {
-        return await this.redis.evaluate(queries);
+        return await onRedis(this.redis);
       } catch (err) {
         this.onCommandFailure(err);
       }
     }
     if (this.opts.failClosed) throw new LimiterUnavailableError('rate-limit store unavailable');
-    return this.memory.evaluateSync(queries);
+    return inMemory();
   }
 
   async close(): Promise<void> {

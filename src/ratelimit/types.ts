@@ -11,9 +11,17 @@ export interface RateLimiter {
    * records one failure at "now". Verdicts are returned in query order. retryAfterSeconds = whole seconds (ceil,
    * >= 1) until the window admits again (oldest counted failure + interval - now), not simply the interval. */
   evaluate(queries: readonly LimitQuery[]): Promise<LimitVerdict[]>;
+  /** Read-only: each query's window as `evaluate` would judge it now, recording nothing (explain). `failed` is
+   * ignored. Same backend choice and failure behaviour as `evaluate` (LimiterUnavailableError when failing closed). */
+  peek(queries: readonly LimitQuery[]): Promise<WindowState[]>;
   /** 'redis' | 'memory' | 'fallback' (Redis configured but currently unreachable) */
   readonly backend: () => 'redis' | 'memory' | 'fallback';
   close(): Promise<void>;
+}
+/** One window as explain shows it: failures counted now, the limit, and the verdict `evaluate` would give. */
+export interface WindowState extends LimitVerdict {
+  readonly count: number;
+  readonly limit: number;
 }
 export class LimiterUnavailableError extends Error {
   readonly code = 'limiter_unavailable' as const;
@@ -36,3 +44,6 @@ export function blockedFor(waitMs: number): LimitVerdict {
 export function isActive(q: LimitQuery): boolean {
   return Number.isFinite(q.limit) && q.limit > 0;
 }
+
+/** The state of a query whose limit is off (0): nothing is counted. */
+export const INACTIVE_WINDOW: WindowState = Object.freeze({ count: 0, limit: 0, ...NOT_BLOCKED });
