@@ -8,12 +8,15 @@ import { BUILTIN_POLICY } from './authz/builtin';
 import { loadPolicyFile, PolicySource } from './authz/policy-file';
 import { hasStaticCredentialSource } from './config/load';
 import type { AuthMode, Config } from './config/types';
+import { CodedError } from './errors/api';
 import { startGrpcServer, type GrpcServer } from './grpc/server';
 import { grpcServerCredentials } from './grpc/tls';
 import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
-import { createCheckPipeline } from './pipeline/check';
+import type { AdminDeps } from './admin/routes';
+import { outcomeObserver } from './observe';
+import { createCheckPipeline, type PipelineDeps } from './pipeline/check';
 import type { CheckFn } from './pipeline/decision';
 import { withKeyNamespace } from './pipeline/identity-key';
 import { describeLimits, describeMode, resolveMode } from './pipeline/mode';
@@ -21,13 +24,14 @@ import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
 import { httpClientIp } from './ratelimit/client-ip';
 import type { RateLimiter } from './ratelimit/types';
-import type { Db } from './store/db';
+import { StoreUnavailableError, type Db } from './store/db';
 import { migrate } from './store/migrations';
 import { describeStore, openDb } from './store/open';
 import { TokenIndex } from './store/token-index';
 import { UsageRecorder } from './store/usage';
 import { AuditRecorder } from './store/audit';
 import { TokenChangeFeed } from './store/notify';
+import { createTokenService } from './tokens/service';
 
 /** How often start checks whether the background sync has loaded the index (health flips then). */
 const LOAD_WATCH_MS = 100;
@@ -55,7 +59,7 @@ export interface AppOptions {
   /** An already open store (tests wrap one to count queries); opened from the config otherwise. */
   readonly db?: Db | undefined;
   /** Extra HTTP routes (the admin API registers here). */
-  readonly routes?: (app: App) => readonly Route[];
+  readonly routes?: (deps: AdminDeps) => readonly Route[];
 }
 
 export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
@@ -70,7 +74,8 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       await migrate(db);
     } catch (err) {
       if (!opts.db) await db.close().catch(() => undefined);
-      throw new Error(`cannot reach or migrate the token store, ${describeStore(cfg)}: ${(err as Error).message}`);
+      const msg = `cannot reach or migrate the token store, ${describeStore(cfg)}: ${(err as Error).message}`;
+      throw err instanceof StoreUnavailableError ? new StoreUnavailableError(msg, { cause: err }) : new CodedError('store.migration_failed', msg, { cause: err });
     }
   }
   const index = new TokenIndex(db, logger);
@@ -118,7 +123,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
 
   const staticSources = hasStaticCredentialSource(cfg);
   const mode = (): AuthMode => resolveMode(cfg.mode, { staticSources, loaded: index.isLoaded, tokens: index.size });
-  const check = createCheckPipeline({
+  const pipeline: PipelineDeps = {
     mode,
     authenticator: createAuthenticatorChain(kinds),
     policy: () => policy.policy,
@@ -126,13 +131,11 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     limits: { ip: cfg.rateLimit.ip, identity: cfg.rateLimit.identity, xffTrustedHops: cfg.rateLimit.xffTrustedHops },
     logger,
     sensitiveDebug: cfg.log.sensitiveDebug,
-    observe: (o) => {
-      metrics.count(o);
-      audit.observe(o);
-      // `use_count` counts allowed requests only, like the audit trail's token.used.
-      if (o.decision === 'allow' && o.identity?.source === 'service_token') usage.record(o.identity.tokenId, Date.now());
-    },
-  });
+    observe: outcomeObserver({ metrics, audit, usage }),
+  };
+  const check = createCheckPipeline(pipeline);
+  // The admin API authenticates through the same pipeline, but its calls are not Envoy's checks.
+  const adminCheck = createCheckPipeline({ ...pipeline, observe: outcomeObserver({ audit, usage }) });
   const traced = tracingEnabled() ? withTracing(check) : check;
   if (traced !== check) logger.info('OpenTelemetry tracer provider found: tracing Check');
   const timedCheck: CheckFn = async (req) => {
@@ -151,14 +154,23 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   // Export the limiter backend from the start (the Redis one reports 'redis' once connected).
   if (limiter && !cfg.redisUrl?.trim()) metrics.setLimiterBackend('memory');
 
-  let grpcServer: GrpcServer | undefined;
   let draining = false;
   let loadWatch: NodeJS.Timeout | undefined;
+  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
+  const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
+  const tokens = createTokenService({ db, index, logger });
+  const routes: readonly Route[] = [...opsRoutes({ metrics, readiness }), ...(opts.routes?.({ check: adminCheck, tokens, index, logger }) ?? [])];
+  const http = await startHttpServer({
+    host: cfg.http.host,
+    port: cfg.http.port,
+    tls: cfg.http.tls,
+    clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops),
+    routes: () => routes,
+    logger,
+  });
   const app: App = {
-    get grpcPort() {
-      return grpcServer?.port ?? 0;
-    },
-    httpPort: 0,
+    grpcPort: grpcServer.port,
+    httpPort: http.port,
     db,
     index,
     metrics,
@@ -171,7 +183,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       if (draining) return;
       draining = true;
       if (loadWatch) clearInterval(loadWatch);
-      await grpcServer?.shutdown(graceMs);
+      await grpcServer.shutdown(graceMs);
       await http.close();
       policy.close();
       index.stop();
@@ -184,23 +196,11 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     },
   };
 
-  grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
-  let routes: Route[] | undefined;
-  const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
-  const http = await startHttpServer({
-    host: cfg.http.host,
-    port: cfg.http.port,
-    tls: cfg.http.tls,
-    clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops),
-    routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(opts.routes?.(app) ?? [])]),
-    logger,
-  });
-  (app as { httpPort: number }).httpPort = http.port;
   if (jwt) void jwt.ready();
   // Health says SERVING only once the index has loaded: before that "unknown token" means nothing,
   // and an unset mode enforces. A later store outage keeps it SERVING (cached tokens still decide).
   const markServing = () => {
-    if (!draining) grpcServer?.setServing(true);
+    if (!draining) grpcServer.setServing(true);
   };
   if (index.isLoaded) markServing();
   else {

@@ -1,6 +1,8 @@
-import type { App } from '../app';
 import type { Route } from './http-server';
-import { ADMIN_PREFIX, createTokensApi } from './tokens-api';
+import { ADMIN_PREFIX, createTokensApi, type TokensApiDeps } from './tokens-api';
+
+/** Everything the admin routes get from the app (widen here when a route needs more). */
+export type AdminDeps = TokensApiDeps;
 
 /**
  * The admin API under /api/admin/service-tokens:
@@ -12,10 +14,11 @@ import { ADMIN_PREFIX, createTokensApi } from './tokens-api';
  *   DELETE /api/admin/service-tokens/{id}            revoke {reason?} (or ?reason=)
  * One handler per method on the prefix: it authenticates first, then routes (404/405 inside).
  */
-export function adminRoutes(app: App): Route[] {
-  const handler = createTokensApi(app);
-  return ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'].flatMap((method) => [
+export function adminRoutes(deps: AdminDeps): Route[] {
+  const handler = createTokensApi(deps);
+  const tokenRoutes = ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'].flatMap((method) => [
     { method, path: ADMIN_PREFIX, handler },
     { method, path: `${ADMIN_PREFIX}/*`, handler },
   ]);
+  return [...tokenRoutes];
 }

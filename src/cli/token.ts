@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { AUDIT_EVENT_NAMES } from '../store/audit';
+import { isErrorCode } from '../errors/api';
 import { CommandError, UsageError } from './errors';
 import { formatAudit, formatCreated, formatList, formatRevoked, formatRotated, formatToken, type AuditJson, type TokenJson } from './format';
 import { resolveSettings, type SettingFlags } from './profile';
@@ -64,11 +65,11 @@ async function run<T>(opts: CommonOpts, call: (c: AdminApiClient) => Promise<T>,
       if (opts.json) write(`${JSON.stringify({ message: err.message, code: err.code, status: err.status }, null, 2)}\n`);
       let hint = '';
       if (err.status === 401 && !settings.serviceToken) hint = `\nNo service token configured: set ORCHEO_SERVICE_TOKEN or service_token in ${settings.profilePath}.`;
-      throw new CommandError(`Error: ${err.message} (${err.code})${hint}`, 1);
+      throw new CommandError(isErrorCode(err.code) ? err.code : 'cli.refused', `Error: ${err.message} (${err.code})${hint}`);
     }
     if (err instanceof ApiUnreachable) {
       if (opts.json) write(`${JSON.stringify({ message: err.message, code: 'cli.unreachable' }, null, 2)}\n`);
-      throw new CommandError(`Error: ${err.message}`, 1);
+      throw new CommandError('cli.unreachable', `Error: ${err.message}`);
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import { Client, Pool, type PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import type { Db, Queryable } from './db';
+import { classifyStoreError, guarded, type Db, type Queryable } from './db';
 
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
@@ -8,11 +8,11 @@ const RECONNECT_MAX_MS = 5000;
 function wrap(c: Pool | PoolClient): Queryable {
   return {
     async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-      const r = await c.query(sql, params as unknown[] | undefined);
+      const r = await guarded(() => c.query(sql, params as unknown[] | undefined));
       return r.rows as T[];
     },
     async exec(sql: string): Promise<void> {
-      await c.query(sql);
+      await guarded(() => c.query(sql));
     },
   };
 }
@@ -84,17 +84,21 @@ export function createPgDb(url: string, logger: Logger): Db {
     kind: 'postgres',
     ...wrap(pool),
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      const c = await pool.connect();
+      const c = await guarded(() => pool.connect());
+      let broken: unknown;
       try {
-        await c.query('BEGIN');
+        await guarded(() => c.query('BEGIN'));
         const out = await fn(wrap(c));
-        await c.query('COMMIT');
+        await guarded(() => c.query('COMMIT'));
         return out;
       } catch (err) {
-        await c.query('ROLLBACK').catch(() => undefined);
+        await c.query('ROLLBACK').catch((e: unknown) => (broken = e));
+        // A lost connection also fails the ROLLBACK: report the outage, not the statement's error.
+        if (broken !== undefined) return classifyStoreError(broken);
         throw err;
       } finally {
-        c.release();
+        // A client whose connection broke must not go back to the pool.
+        c.release(broken instanceof Error ? broken : undefined);
       }
     },
     listen,
