@@ -43,10 +43,6 @@ function describeFetchError(err: unknown): string {
 export class AdminApiClient {
   constructor(private readonly settings: CliSettings) {}
 
-  get baseUrl(): string {
-    return this.settings.apiUrl;
-  }
-
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const url = `${this.settings.apiUrl}/api/admin/service-tokens${path}`;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'orcheo-authz-cli' };

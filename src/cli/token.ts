@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
+import { LIMITS } from '../admin/validate';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { AUDIT_EVENT_NAMES } from '../store/audit';
 import { isErrorCode } from '../errors/api';
@@ -93,7 +94,7 @@ export function registerTokenCommands(program: Command): void {
     .option('--id <id>', 'token identifier (default: generated)')
     .option('--scope <scope>', 'grant a scope (repeatable)', collect, [])
     .option('--workspace <id>', 'allow a workspace, or * for all (repeatable)', collect, [])
-    .option('--expires-in <seconds>', 'lifetime in seconds (at least 60; default: no expiry)', wholeNumber('--expires-in', 1))
+    .option('--expires-in <seconds>', 'lifetime in seconds (at least 60; default: no expiry)', wholeNumber('--expires-in', LIMITS.minExpiresIn, LIMITS.maxExpiresIn))
     .action(async (o: CommonOpts & { id?: string; scope: string[]; workspace: string[]; expiresIn?: number }) => {
       const body: Record<string, unknown> = { scopes: o.scope, workspaces: o.workspace };
       if (o.id !== undefined) body.id = o.id;
@@ -125,8 +126,8 @@ export function registerTokenCommands(program: Command): void {
   withCommon(token.command('rotate'))
     .description('issue a new secret for a token; the old secret keeps working for the overlap only')
     .argument('<id>', 'token identifier')
-    .option('--overlap <seconds>', 'seconds the old secret stays valid (0 ends it at once)', wholeNumber('--overlap', 0), 300)
-    .option('--expires-in <seconds>', 'lifetime of the new secret (default: the old lifetime, or none)', wholeNumber('--expires-in', 1))
+    .option('--overlap <seconds>', 'seconds the old secret stays valid (0 ends it at once)', wholeNumber('--overlap', 0, LIMITS.maxOverlap), LIMITS.defaultOverlap)
+    .option('--expires-in <seconds>', 'lifetime of the new secret (default: the old lifetime, or none)', wholeNumber('--expires-in', LIMITS.minExpiresIn, LIMITS.maxExpiresIn))
     .option('--scope <scope>', 'replace the scopes (repeatable; default: keep)', collect, [])
     .option('--workspace <id>', 'replace the workspaces (repeatable; default: keep)', collect, [])
     .action(async (id: string, o: CommonOpts & { overlap: number; expiresIn?: number; scope: string[]; workspace: string[] }) => {

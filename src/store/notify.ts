@@ -41,17 +41,12 @@ export class TokenChangeFeed {
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
   private delay = RETRY_MIN_MS;
-  private listening = false;
   /** Notifications received for this schema (for tests and metrics). */
   received = 0;
   /** Milliseconds from the write to this instance's index update, for the last notification. */
   lastLagMs: number | undefined;
 
   constructor(private readonly db: Db, private readonly index: TokenIndex, private readonly logger: Logger) {}
-
-  get isListening(): boolean {
-    return this.listening;
-  }
 
   get channelName(): string | undefined {
     return this.channel;
@@ -76,7 +71,6 @@ export class TokenChangeFeed {
       this.channel = rows[0].channel;
     }
     await this.db.listen(this.channel, (payload) => this.onMessage(payload), () => this.onReconnect());
-    this.listening = true;
     this.logger.debug({ channel: this.channel }, 'listening for token changes');
   }
 
