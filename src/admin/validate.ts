@@ -1,3 +1,4 @@
+import { splitList } from '../util/list';
 import { ALL_SCOPES, isKnownScope, isValidWorkspaceId } from '../authz/scopes';
 import type { TokenStatus } from '../store/records';
 import { isValidNewTokenId, RESERVED_TOKEN_IDS } from '../store/tokens';
@@ -117,7 +118,7 @@ export function parseRevoke(body: Record<string, unknown>, query: URLSearchParam
 
 export function parseStatuses(values: string[]): TokenStatus[] | undefined {
   const out: TokenStatus[] = [];
-  for (const v of values.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean)) {
+  for (const v of values.flatMap(splitList)) {
     const s = STATUSES.find((k) => k.toLowerCase() === v.toLowerCase());
     if (!s) throw badRequest('request.invalid_status', `Unknown status ${JSON.stringify(v.slice(0, 32))} (known: ${STATUSES.join(', ')})`);
     out.push(s);

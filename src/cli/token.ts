@@ -1,3 +1,4 @@
+import { splitList } from '../util/list';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
 import { LIMITS } from '../admin/validate';
@@ -12,7 +13,7 @@ interface CommonOpts extends SettingFlags {
   readonly json?: boolean;
 }
 
-const collect = (value: string, prev: string[]): string[] => [...prev, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+const collect = (value: string, prev: string[]): string[] => [...prev, ...splitList(value)];
 
 function wholeNumber(name: string, min: number, max = Number.MAX_SAFE_INTEGER, unit = ' of seconds'): (v: string) => number {
   return (v: string) => {
