@@ -286,9 +286,9 @@ test('--json output parses on every command; refusals carry the code and exit 1'
   const missing = await json(['token', 'show', 'nope'], 1);
   assert.deepEqual([missing.code, missing.status], ['token.not_found', 404]);
   // Human output of refusals: message and code on stderr.
-  const human = await e.cli(['token', 'create', '--id', 'x', '--expires-in', '30'], env);
+  const human = await e.cli(['token', 'rotate', 'nope'], env);
   assert.equal(human.code, 1);
-  assert.match(human.stderr, /^Error: expires_in must be at least 60 seconds, got 30 \(token\.invalid_expires_in\)$/m);
+  assert.match(human.stderr, /^Error: Service token "nope" not found \(token\.not_found\)$/m);
   const anon = await e.cli(['token', 'list'], { ORCHEO_API_URL: s.url });
   assert.equal(anon.code, 1);
   assert.match(anon.stderr, /Missing bearer token \(auth\.missing_token\)/);

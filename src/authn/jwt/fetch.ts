@@ -15,8 +15,8 @@ export interface FetchedJson {
   readonly maxAgeSeconds: number | undefined;
 }
 
-/** The URL as it may appear in logs: no password, no query (some providers put keys there), no fragment. */
-export const redactUrl = (url: string): string => redactUrlWith(url, { dropQuery: true });
+/** The URL as it may appear in logs: no userinfo, no query (some providers put keys there), no fragment. */
+export const redactUrl = (url: string): string => redactUrlWith(url, { strict: true });
 
 export function parseMaxAge(cacheControl: string | null): number | undefined {
   if (!cacheControl) return undefined;
