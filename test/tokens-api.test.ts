@@ -616,3 +616,16 @@ test('a token row deleted by hand stops authenticating within the poll bound; re
   const rev = await api(a, 'DELETE', '/gone');
   assert.equal(rev.status, 404, rev.text);
 });
+
+test('admin API calls, allowed or denied, do not count in orcheo_authz_checks_total (Envoy checks only)', async (t) => {
+  const a = await appFor(t);
+  if (!a) return;
+  const checks = async () => (await a.app.metrics.checks.get()).values.reduce((n, v) => n + v.value, 0);
+  assert.equal((await api(a, 'POST', '', { body: { id: 'counted' } })).status, 201);
+  assert.equal((await api(a, 'GET', '')).status, 200);
+  assert.equal((await api(a, 'GET', '', { token: 'wrong-token-0123456789-abcdef' })).status, 401);
+  assert.equal(await checks(), 0);
+  // A real Check still counts, so the counter is live.
+  await checkWith(a, 'wrong-token-0123456789-abcdef');
+  assert.equal(await checks(), 1);
+});
