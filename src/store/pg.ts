@@ -1,6 +1,6 @@
 import { Client, Pool, type PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { classifyStoreError, guarded, type Db, type Queryable } from './db';
+import { classifyStoreError, guarded, isConnectionFailure, type Db, type Queryable } from './db';
 
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
@@ -86,6 +86,11 @@ export function createPgDb(url: string, logger: Logger): Db {
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const c = await guarded(() => pool.connect());
       let broken: unknown;
+      // A checked-out client reports a lost connection as an 'error' event, which nothing else
+      // listens to while it is out of the pool: unheard, it would crash the process. The failing
+      // statement rejects as well, so the event only has to mark the client broken.
+      const onError = (err: Error): void => void (broken ??= err);
+      c.on('error', onError);
       try {
         await guarded(() => c.query('BEGIN'));
         const out = await fn(wrap(c));
@@ -94,9 +99,11 @@ export function createPgDb(url: string, logger: Logger): Db {
       } catch (err) {
         await c.query('ROLLBACK').catch((e: unknown) => (broken = e));
         // A lost connection also fails the ROLLBACK: report the outage, not the statement's error.
-        if (broken !== undefined) return classifyStoreError(broken);
+        if (isConnectionFailure(broken)) return classifyStoreError(broken);
         throw err;
       } finally {
+        // Left attached on a broken client: its socket may still report errors while it is destroyed.
+        if (broken === undefined) c.off('error', onError);
         // A client whose connection broke must not go back to the pool.
         c.release(broken instanceof Error ? broken : undefined);
       }
