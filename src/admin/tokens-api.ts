@@ -59,7 +59,6 @@ function route(method: string, pathname: string): Op {
   throw notAllowed('GET, HEAD, DELETE');
 }
 
-
 /**
  * The admin API for service tokens: routing, validation and the HTTP form of the answers. Every
  * request is authenticated by the Check pipeline first (see auth.ts); the writes are the token
