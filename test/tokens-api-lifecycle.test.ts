@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Client } from 'pg';
 import { api, appFor, assertSecurityHeaders, BOOT, BOOT_ENV, checkWith, sql } from './helpers/admin-api';
 import { startTestApp } from './helpers/app';
 import { deniedBody, deniedStatus, okHeaders } from './helpers/grpc-client';
@@ -172,27 +171,21 @@ test('authentication failures and token use are aggregated into counters, flushe
   a.client.close();
   await a.app.stop(1000);
   stopped = true;
-  const c = new Client({ connectionString: a.schema!.url });
-  await c.connect();
-  try {
-    const rows = (await c.query(`SELECT event, token_id, reason, sum(count)::int AS n, count(*)::int AS rows FROM auth_audit_events
-      WHERE event IN ('auth.failure', 'token.used') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)).rows;
-    const got = Object.fromEntries(rows.map((r) => [`${r.event}|${r.token_id ?? ''}|${r.reason ?? ''}`, r.n]));
-    assert.deepEqual(got, {
-      'auth.failure||auth.invalid_token': 40,
-      'auth.failure||auth.missing_token': 1,
-      'auth.failure|user|auth.missing_scope': 7,
-      // Admin API calls are Checks too: the create above used the bootstrap token (counted separately).
-      'token.used|user|': 5,
-    });
-    // Counters, not a row per request: 53 requests, at most a few rows (one per key per flush).
-    const total = rows.reduce((n, r) => n + r.rows, 0);
-    assert.ok(total <= 8, `${total} rows for 53 requests`);
-    const boot = (await c.query(`SELECT event, sum(count)::int AS n FROM auth_audit_events WHERE token_id = 'bootstrap' GROUP BY 1 ORDER BY 1`)).rows;
-    assert.deepEqual(boot, [{ event: 'bootstrap.configured', n: 1 }, { event: 'bootstrap.used', n: 1 }]);
-  } finally {
-    await c.end();
-  }
+  const rows = await sql<{ event: string; token_id: string | null; reason: string | null; n: number; rows: number }>(a, `SELECT event, token_id, reason, sum(count)::int AS n, count(*)::int AS rows FROM auth_audit_events
+    WHERE event IN ('auth.failure', 'token.used') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`);
+  const got = Object.fromEntries(rows.map((r) => [`${r.event}|${r.token_id ?? ''}|${r.reason ?? ''}`, r.n]));
+  assert.deepEqual(got, {
+    'auth.failure||auth.invalid_token': 40,
+    'auth.failure||auth.missing_token': 1,
+    'auth.failure|user|auth.missing_scope': 7,
+    // Admin API calls are Checks too: the create above used the bootstrap token (counted separately).
+    'token.used|user|': 5,
+  });
+  // Counters, not a row per request: 53 requests, at most a few rows (one per key per flush).
+  const total = rows.reduce((n, r) => n + r.rows, 0);
+  assert.ok(total <= 8, `${total} rows for 53 requests`);
+  const boot = await sql(a, `SELECT event, sum(count)::int AS n FROM auth_audit_events WHERE token_id = 'bootstrap' GROUP BY 1 ORDER BY 1`);
+  assert.deepEqual(boot, [{ event: 'bootstrap.configured', n: 1 }, { event: 'bootstrap.used', n: 1 }]);
 });
 
 test('embedded store: a write announces itself in-process (NOTIFY), reaching the index without the poll', async (t) => {

@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { Client } from 'pg';
 import { createLogger } from '../src/log';
 import { StoreUnavailableError, type Db, type Queryable } from '../src/store/db';
 import { migrate } from '../src/store/migrations';
 import { createPgDb } from '../src/store/pg';
 import type { TokenRecord } from '../src/store/records';
 import { createTokenService, type TokenServiceDeps } from '../src/tokens/service';
+import { queryUrl } from './helpers/admin-api';
 import { createTestSchema, PG_SKIP_REASON, pgReachable, type TestSchema } from './helpers/pg';
 import { startTcpProxy, viaProxy, type TcpProxy } from './helpers/tcp-proxy';
 
@@ -46,15 +46,7 @@ async function setup(t: TestContext): Promise<Env | undefined> {
     proxy,
     db,
     applied,
-    async sql<T>(text: string, params: unknown[] = []) {
-      const c = new Client({ connectionString: schema.url });
-      await c.connect();
-      try {
-        return (await c.query(text, params)).rows as T[];
-      } finally {
-        await c.end();
-      }
-    },
+    sql: (text, params) => queryUrl(schema.url, text, params),
     service: (over = {}) => createTokenService({ db, logger, index: { apply: (r) => void applied.push(r) }, clock: async () => T0, newId: () => `gen-${++n}`, ...over }),
   };
 }

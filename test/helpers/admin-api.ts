@@ -26,8 +26,9 @@ export const api = (a: TestApp, method: string, path: string, opts: Parameters<t
 /** A Check of GET /api/ping (authentication only) with `token`. */
 export const checkWith = (a: TestApp, token: string, path = '/api/ping', method = 'GET') => a.client.check({ method, path, headers: { authorization: `Bearer ${token}` } });
 
-export async function sql<T = Record<string, unknown>>(a: TestApp, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = new Client({ connectionString: a.schema!.url });
+/** One query on its own connection to `url` (a test schema's), read past the service. */
+export async function queryUrl<T = Record<string, unknown>>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new Client({ connectionString: url });
   await c.connect();
   try {
     return (await c.query(text, params)).rows as T[];
@@ -35,6 +36,8 @@ export async function sql<T = Record<string, unknown>>(a: TestApp, text: string,
     await c.end();
   }
 }
+
+export const sql = <T = Record<string, unknown>>(a: TestApp, text: string, params: unknown[] = []): Promise<T[]> => queryUrl<T>(a.schema!.url, text, params);
 
 export function assertSecurityHeaders(h: Headers): void {
   assert.equal(h.get('cache-control'), 'no-store');
