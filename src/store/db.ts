@@ -63,3 +63,24 @@ export async function guarded<T>(op: () => Promise<T>): Promise<T> {
     return classifyStoreError(err);
   }
 }
+
+/** What both drivers offer: `query` resolving to `{ rows }`. */
+export interface DriverSession {
+  query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * The Queryable over a driver session (pg pool or client, PGlite or its transaction), with
+ * connection failures classified. `exec` runs several statements; pg's `query` does that itself.
+ */
+export function queryable(session: DriverSession, exec: (sql: string) => Promise<unknown> = (sql) => session.query(sql)): Queryable {
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+      const r = await guarded(() => session.query(sql, params as unknown[] | undefined));
+      return r.rows as T[];
+    },
+    async exec(sql: string): Promise<void> {
+      await guarded(() => exec(sql));
+    },
+  };
+}

@@ -1,21 +1,9 @@
-import { Client, Pool, type PoolClient } from 'pg';
+import { Client, Pool } from 'pg';
 import type { Logger } from 'pino';
-import { classifyStoreError, guarded, isConnectionFailure, type Db, type Queryable } from './db';
+import { classifyStoreError, guarded, isConnectionFailure, queryable, type Db, type Queryable } from './db';
 
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
-
-function wrap(c: Pool | PoolClient): Queryable {
-  return {
-    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-      const r = await guarded(() => c.query(sql, params as unknown[] | undefined));
-      return r.rows as T[];
-    },
-    async exec(sql: string): Promise<void> {
-      await guarded(() => c.query(sql));
-    },
-  };
-}
 
 /**
  * Real Postgres through node-postgres. Queries use a small pool with short timeouts so a dead
@@ -82,7 +70,7 @@ export function createPgDb(url: string, logger: Logger): Db {
 
   return {
     kind: 'postgres',
-    ...wrap(pool),
+    ...queryable(pool),
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const c = await guarded(() => pool.connect());
       let broken: unknown;
@@ -93,7 +81,7 @@ export function createPgDb(url: string, logger: Logger): Db {
       c.on('error', onError);
       try {
         await guarded(() => c.query('BEGIN'));
-        const out = await fn(wrap(c));
+        const out = await fn(queryable(c));
         await guarded(() => c.query('COMMIT'));
         return out;
       } catch (err) {

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { guarded, type Db, type Queryable } from './db';
+import { guarded, queryable, type Db, type Queryable } from './db';
 
 /**
  * Embedded Postgres (PGlite) through its in-process API, not pglite-socket: over a socket every
@@ -14,15 +14,7 @@ export async function createPgliteDb(dataDir: string, logger: Logger): Promise<D
   const db = await PGlite.create(dataDir);
   logger.debug({ ms: Date.now() - started }, 'embedded postgres ready');
   type Session = { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }>; exec: (sql: string) => Promise<unknown> };
-  const wrap = (q: Session): Queryable => ({
-    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-      const r = await guarded(() => q.query(sql, params as unknown[] | undefined));
-      return r.rows as T[];
-    },
-    async exec(sql: string): Promise<void> {
-      await guarded(() => q.exec(sql));
-    },
-  });
+  const wrap = (q: Session): Queryable => queryable(q, (sql) => q.exec(sql));
   const unlisteners: Array<() => Promise<void>> = [];
   return {
     kind: 'embedded',
