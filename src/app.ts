@@ -8,12 +8,15 @@ import { BUILTIN_POLICY } from './authz/builtin';
 import { loadPolicyFile, PolicySource } from './authz/policy-file';
 import { hasStaticCredentialSource } from './config/load';
 import type { AuthMode, Config } from './config/types';
+import { CodedError } from './errors/api';
 import { startGrpcServer, type GrpcServer } from './grpc/server';
 import { grpcServerCredentials } from './grpc/tls';
 import { startHttpServer, type Route } from './admin/http-server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
-import { createCheckPipeline } from './pipeline/check';
+import type { AdminDeps } from './admin/routes';
+import { outcomeObserver } from './observe';
+import { createCheckPipeline, type PipelineDeps } from './pipeline/check';
 import type { CheckFn, RequestParts } from './pipeline/decision';
 import type { Explanation } from './pipeline/explain';
 import { withKeyNamespace } from './pipeline/identity-key';
@@ -22,13 +25,14 @@ import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
 import { httpClientIp } from './ratelimit/client-ip';
 import type { RateLimiter } from './ratelimit/types';
-import type { Db } from './store/db';
+import { StoreUnavailableError, type Db } from './store/db';
 import { migrate } from './store/migrations';
 import { describeStore, openDb } from './store/open';
 import { TokenIndex } from './store/token-index';
 import { UsageRecorder } from './store/usage';
 import { AuditRecorder } from './store/audit';
 import { TokenChangeFeed } from './store/notify';
+import { createTokenService } from './tokens/service';
 import { startAssertions, type Assertions } from './assertion';
 
 /** How often start checks whether the background sync has loaded the index (health flips then). */
@@ -42,14 +46,14 @@ export interface App {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly check: CheckFn;
-  /** How `check` would decide a request, counting nothing (admin explain). */
-  readonly explain: (req: RequestParts) => Promise<Explanation>;
   /** Batched audit counters (auth failures, token use, bootstrap use). */
   readonly audit: AuditRecorder;
   /** LISTEN/NOTIFY feed that keeps `index` in step with writes on every replica. */
   readonly tokenFeed: TokenChangeFeed;
   /** Identity assertions, when `ORCHEO_AUTH_ASSERTION=true`. */
   readonly assertions?: Assertions | undefined;
+  /** How `check` would decide a request, counting nothing (admin explain). */
+  readonly explain: (req: RequestParts) => Promise<Explanation>;
   /** The global mode in force right now (an unset mode enforces once a credential source exists). */
   mode(): AuthMode;
   /** Health NOT_SERVING, in-flight checks finish, buffers flushed, connections closed. */
@@ -61,7 +65,7 @@ export interface AppOptions {
   /** An already open store (tests wrap one to count queries); opened from the config otherwise. */
   readonly db?: Db | undefined;
   /** Extra HTTP routes (the admin API registers here). */
-  readonly routes?: (app: App) => readonly Route[];
+  readonly routes?: (deps: AdminDeps) => readonly Route[];
 }
 
 export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
@@ -76,7 +80,8 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       await migrate(db);
     } catch (err) {
       if (!opts.db) await db.close().catch(() => undefined);
-      throw new Error(`cannot reach or migrate the token store, ${describeStore(cfg)}: ${(err as Error).message}`);
+      const msg = `cannot reach or migrate the token store, ${describeStore(cfg)}: ${(err as Error).message}`;
+      throw err instanceof StoreUnavailableError ? new StoreUnavailableError(msg, { cause: err }) : new CodedError('store.migration_failed', msg, { cause: err });
     }
   }
   const index = new TokenIndex(db, logger);
@@ -125,7 +130,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
 
   const staticSources = hasStaticCredentialSource(cfg);
   const mode = (): AuthMode => resolveMode(cfg.mode, { staticSources, loaded: index.isLoaded, tokens: index.size });
-  const check = createCheckPipeline({
+  const pipeline: PipelineDeps = {
     mode,
     authenticator: createAuthenticatorChain(kinds),
     policy: () => policy.policy,
@@ -134,13 +139,12 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     logger,
     sensitiveDebug: cfg.log.sensitiveDebug,
     dryRun: cfg.dryRun,
-    observe: (o) => {
-      metrics.count(o);
-      audit.observe(o);
-      // `use_count` counts allowed requests only, like the audit trail's token.used.
-      if (o.decision === 'allow' && o.identity?.source === 'service_token') usage.record(o.identity.tokenId, Date.now());
-    },
-  });
+    observe: outcomeObserver({ metrics, audit, usage }),
+  };
+  const check = createCheckPipeline(pipeline);
+  // The admin API authenticates through the same pipeline, but its calls are not Envoy's checks.
+  // It never signs an assertion (nobody upstream reads one) and is never in shadow mode.
+  const adminCheck = createCheckPipeline({ ...pipeline, dryRun: false, observe: outcomeObserver({ audit, usage }) });
   const asserted = assertions ? assertions.wrap(check) : check;
   const traced = tracingEnabled() ? withTracing(asserted) : asserted;
   if (traced !== asserted) logger.info('OpenTelemetry tracer provider found: tracing Check');
@@ -160,29 +164,42 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   // Export the limiter backend from the start (the Redis one reports 'redis' once connected).
   if (limiter && !cfg.redisUrl?.trim()) metrics.setLimiterBackend('memory');
 
-  let grpcServer: GrpcServer | undefined;
   let draining = false;
   let loadWatch: NodeJS.Timeout | undefined;
+  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
+  const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
+  const tokens = createTokenService({ db, index, logger });
+  const routes: readonly Route[] = [
+    ...opsRoutes({ metrics, readiness }),
+    ...(assertions?.routes ?? []),
+    ...(opts.routes?.({ check: adminCheck, explain: check.explain, tokens, index, logger }) ?? []),
+  ];
+  const http = await startHttpServer({
+    host: cfg.http.host,
+    port: cfg.http.port,
+    tls: cfg.http.tls,
+    clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops),
+    routes: () => routes,
+    logger,
+  });
   const app: App = {
-    get grpcPort() {
-      return grpcServer?.port ?? 0;
-    },
-    httpPort: 0,
+    grpcPort: grpcServer.port,
+    httpPort: http.port,
     db,
     index,
     metrics,
     logger,
     check: timedCheck,
-    explain: check.explain,
     audit,
     tokenFeed,
     assertions,
+    explain: check.explain,
     mode,
     async stop(graceMs = 5000) {
       if (draining) return;
       draining = true;
       if (loadWatch) clearInterval(loadWatch);
-      await grpcServer?.shutdown(graceMs);
+      await grpcServer.shutdown(graceMs);
       await http.close();
       policy.close();
       index.stop();
@@ -196,23 +213,11 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     },
   };
 
-  grpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
-  let routes: Route[] | undefined;
-  const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
-  const http = await startHttpServer({
-    host: cfg.http.host,
-    port: cfg.http.port,
-    tls: cfg.http.tls,
-    clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops),
-    routes: () => (routes ??= [...opsRoutes({ metrics, readiness }), ...(assertions?.routes ?? []), ...(opts.routes?.(app) ?? [])]),
-    logger,
-  });
-  (app as { httpPort: number }).httpPort = http.port;
   if (jwt) void jwt.ready();
   // Health says SERVING only once the index has loaded: before that "unknown token" means nothing,
   // and an unset mode enforces. A later store outage keeps it SERVING (cached tokens still decide).
   const markServing = () => {
-    if (!draining) grpcServer?.setServing(true);
+    if (!draining) grpcServer.setServing(true);
   };
   if (index.isLoaded) markServing();
   else {

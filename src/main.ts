@@ -3,13 +3,15 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from './config/load';
 import { CommandError, UsageError } from './cli/errors';
 import { registerExplainCommand } from './cli/explain';
+import { EXIT, exitCodeOf } from './errors/api';
 import { registerTokenCommands } from './cli/token';
 import { registerAssertionKeyCommands } from './cli/assertion-key';
 import { packageVersion } from './version';
 
 /**
  * Entry point for both bins (`orcheo-authz` and `orcheo`). Commands throw; this is the one place
- * that maps errors to exit codes: 0 ok, 1 refused/failed, 2 usage or configuration error.
+ * that turns errors into exit codes, through EXIT_CODE: 0 ok, 1 refused/failed, 2 usage,
+ * configuration or policy error, 3 token store unreachable.
  */
 function program(): Command {
   const cmd = new Command(process.argv[1]?.endsWith('orcheo') ? 'orcheo' : 'orcheo-authz')
@@ -31,27 +33,17 @@ function program(): Command {
 export async function runCli(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv);
-    return 0;
+    return EXIT.ok;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof UsageError || err instanceof CommandError) {
-      process.stderr.write(`${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
-    return 1;
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    // Errors meant for the operator print as they are; anything else is marked as an error.
+    const known = err instanceof UsageError || err instanceof CommandError || err instanceof ConfigError;
+    process.stderr.write(known ? `${(err as Error).message}\n` : `error: ${(err as Error)?.message ?? String(err)}\n`);
+    return exitCodeOf(err);
   }
 }
 
 if (require.main === module) {
-  runCli(process.argv).then((code) => {
-    // `serve` keeps the process alive through its servers; everything else exits here.
-    if (code !== 0 || process.argv[2] !== 'serve') process.exit(code);
-  });
+  // `serve` resolves only once it has stopped, so every command exits here, with its code.
+  void runCli(process.argv).then((code) => process.exit(code));
 }

@@ -45,7 +45,7 @@ describe('assertion keys', async () => {
     const b = await startTestApp(env, 'pg', schema);
     try {
       const secret = await serviceToken(a.app, 'shared');
-      await b.app.index.refresh('shared');
+      await b.app.index.resync();
       const fromA = assertionOf(await a.client.check(req(secret)))!;
       const fromB = assertionOf(await b.client.check(req(secret)))!;
       assert.equal(kidOf(fromA), kidOf(fromB), 'one key for every replica');

@@ -6,7 +6,7 @@ import { formatList, LIST_WIDTH, type TokenJson } from '../src/cli/format';
 const ALL = ['workflows:read', 'workflows:write', 'workflows:execute', 'vault:read', 'vault:write', 'admin:tokens:read', 'admin:tokens:write'];
 const token = (id: string, scopes: string[], workspaces: string[]): TokenJson => ({
   id, status: 'Active', scopes, workspaces, issued_at: '2026-12-01T10:00:00.000Z', expires_at: null, revoked_at: null,
-  revocation_reason: null, rotated_to: null, last_used_at: null, use_count: 0, created_by: null,
+  revocation_reason: null, rotated_to: null, rotated_from: null, last_used_at: null, use_count: 0, created_by: null,
 });
 
 test('a short list keeps every column; a wide one drops Issued, then shortens lists with +N, within 100 columns', () => {

@@ -45,7 +45,7 @@ test('usage errors print one line and a --help hint, not the whole help', () => 
 test('list and show agree on "no workspaces" and say it is denied; list shows seconds within the hour', async () => {
   const { formatList, formatToken } = await import('../src/cli/format');
   const now = Date.parse('2026-01-01T12:00:00Z');
-  const t = { id: 'ci', status: 'Active', scopes: ['workflows:read'], workspaces: [], issued_at: '2025-12-01T08:00:00Z', expires_at: '2026-01-01T12:30:15Z', revoked_at: null, revocation_reason: null, rotated_to: null, last_used_at: null, use_count: 0, created_by: null };
+  const t = { id: 'ci', status: 'Active' as const, rotated_from: null, scopes: ['workflows:read'], workspaces: [], issued_at: '2025-12-01T08:00:00Z', expires_at: '2026-01-01T12:30:15Z', revoked_at: null, revocation_reason: null, rotated_to: null, last_used_at: null, use_count: 0, created_by: null };
   const list = formatList([t], now);
   assert.match(list, /^ci\s+workflows:read\s+none\s+2025-12-01 08:00 UTC\s+2026-01-01 12:30:15 UTC\s+Active$/m);
   assert.match(list, /Workspaces "none": denied on workspace routes/);

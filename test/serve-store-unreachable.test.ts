@@ -17,7 +17,7 @@ test('serve with an unreachable Postgres names ORCHEO_AUTH_DATABASE_URL and the 
     }, { home: home.dir });
     const out = r.stdout + r.stderr;
     assert.notEqual(r.code, 0, out);
-    assert.match(out, new RegExp(`ORCHEO_AUTH_DATABASE_URL=postgres://\\*\\*\\*@127\\.0\\.0\\.1:${port}/orcheo`));
+    assert.match(out, new RegExp(`ORCHEO_AUTH_DATABASE_URL=postgres://orcheo:\\*\\*\\*@127\\.0\\.0\\.1:${port}/orcheo`));
     assert.doesNotMatch(out, /hunter2/);
   } finally {
     home.remove();

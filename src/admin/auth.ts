@@ -55,11 +55,16 @@ export function toRequestParts(req: IncomingMessage, access: AdminAccess): Reque
  * still refused: admin endpoints always require authentication.
  */
 export async function authenticateAdmin(check: CheckFn, req: IncomingMessage, access: AdminAccess): Promise<AdminAuthResult> {
-  const d = await check(toRequestParts(req, access));
-  if (!d.allow) {
-    const http = denyHttp(d.error, d.tokenPresented, d.requestId);
+  const parts = toRequestParts(req, access);
+  const d = await check(parts);
+  // A shadow allow (a policy rule or default with `enforce: false` matching the admin path) is still
+  // a denial here: shadow mode is for proxied routes, never a way into token administration.
+  const denial = d.allow ? d.shadow : d.error;
+  if (denial) {
+    const http = denyHttp(denial, d.allow ? parts.headers.has('authorization') : d.tokenPresented, d.requestId);
     return { ok: false, status: http.status, headers: Object.fromEntries(http.headers), body: http.body };
   }
+  if (!d.allow) throw new Error('unreachable: a deny without an error');
   const id = d.identity;
   if (!id.authenticated) {
     return {

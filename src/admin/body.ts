@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ApiError } from './errors';
 
-const tooLarge = (limit: number): ApiError => new ApiError(413, 'request.body_too_large', `Request body too large (at most ${limit} bytes)`);
+const tooLarge = (limit: number): ApiError => new ApiError('request.body_too_large', `Request body too large (at most ${limit} bytes)`);
 
 /**
  * The body's chunks, rejecting once more than `limit` bytes arrived. Not `for await`: leaving that
@@ -22,7 +22,7 @@ function readAtMost(req: IncomingMessage, limit: number): Promise<Buffer[]> {
       else chunks.push(chunk);
     };
     const onEnd = (): void => done();
-    const onClose = (): void => done(new ApiError(400, 'request.aborted', 'The client closed the connection before the body was complete'));
+    const onClose = (): void => done(new ApiError('request.aborted', 'The client closed the connection before the body was complete'));
     req.on('data', onData).on('end', onEnd).on('error', done).on('close', onClose);
   });
 }
@@ -46,10 +46,10 @@ export async function readJsonBody(req: IncomingMessage, limit = MAX_BODY_BYTES)
     parsed = JSON.parse(text);
   } catch {
     // The parser's message quotes the input: never echo it.
-    throw new ApiError(400, 'request.malformed_body', 'Malformed request body: not valid JSON');
+    throw new ApiError('request.malformed_body', 'Malformed request body: not valid JSON');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ApiError(400, 'request.malformed_body', 'Request body must be a JSON object');
+    throw new ApiError('request.malformed_body', 'Request body must be a JSON object');
   }
   return parsed as Record<string, unknown>;
 }

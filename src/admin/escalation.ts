@@ -16,5 +16,5 @@ export function assertGrantable(actor: AdminActor, scopes: readonly string[], wo
   const parts: string[] = [];
   if (missingScopes.length) parts.push(`scopes ${missingScopes.join(', ')}`);
   if (missingWs.length) parts.push(`workspaces ${missingWs.join(', ')}`);
-  throw new ApiError(403, 'token.privilege_escalation', `Cannot grant what the caller does not hold: ${parts.join('; ')}`);
+  throw new ApiError('token.privilege_escalation', `Cannot grant what the caller does not hold: ${parts.join('; ')}`);
 }

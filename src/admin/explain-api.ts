@@ -3,12 +3,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { CheckFn, RequestParts } from '../pipeline/decision';
 import type { Explanation } from '../pipeline/explain';
-import { MAX_TOKEN_LENGTH } from '../pipeline/extract';
+import { MAX_TOKEN_LENGTH } from '../util/limits';
 import { authenticateAdmin } from './auth';
 import { readJsonBody } from './body';
-import { ApiError, badRequest } from './errors';
+import { ApiError, badRequest, SECURITY_HEADERS } from './errors';
 import { requestClientIp, sendJson, type Route } from './http-server';
-import { SECURITY_HEADERS } from './tokens-api';
 
 export const EXPLAIN_PATH = '/api/admin/explain';
 
@@ -26,15 +25,16 @@ const PRINTABLE = /^[^\x00-\x1f\x7f]*$/;
 const MAX_HEADERS = 100;
 const MAX_VALUE = 16 * 1024;
 
-function stringMap(v: unknown, field: string, key: RegExp, max: number): [string, string][] {
+function stringMap(v: unknown, field: 'headers' | 'context', key: RegExp, max: number): [string, string][] {
+  const code = field === 'headers' ? 'explain.invalid_headers' : 'explain.invalid_context';
   if (v === undefined) return [];
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequest(`explain.invalid_${field}`, `${field} must be an object of strings`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequest(code, `${field} must be an object of strings`);
   const entries = Object.entries(v as Record<string, unknown>);
-  if (entries.length > max) throw badRequest(`explain.invalid_${field}`, `${field}: at most ${max} entries`);
+  if (entries.length > max) throw badRequest(code, `${field}: at most ${max} entries`);
   for (const [k, val] of entries) {
-    if (!key.test(k)) throw badRequest(`explain.invalid_${field}`, `${field}: invalid name ${JSON.stringify(k.slice(0, 64))}`);
+    if (!key.test(k)) throw badRequest(code, `${field}: invalid name ${JSON.stringify(k.slice(0, 64))}`);
     // The value is not echoed: a header may well hold a credential.
-    if (typeof val !== 'string' || val.length > MAX_VALUE || !PRINTABLE.test(val)) throw badRequest(`explain.invalid_${field}`, `${field}.${k} must be a string of printable characters (at most ${MAX_VALUE})`);
+    if (typeof val !== 'string' || val.length > MAX_VALUE || !PRINTABLE.test(val)) throw badRequest(code, `${field}.${k} must be a string of printable characters (at most ${MAX_VALUE})`);
   }
   return entries as [string, string][];
 }

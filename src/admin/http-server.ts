@@ -2,6 +2,7 @@ import { createServer as createHttp, type IncomingMessage, type Server, type Ser
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
+import { HTTP_STATUS } from '../errors/api';
 import { normalizeIp } from '../ratelimit/client-ip';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
@@ -90,14 +91,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
     } catch {
-      return sendJson(res, 400, { message: 'Malformed request URL', code: 'http.bad_request' });
+      return sendJson(res, HTTP_STATUS['http.bad_request'], { message: 'Malformed request URL', code: 'http.bad_request' });
     }
     const routes = opts.routes();
     const forPath = routes.filter((r) => r.path === url.pathname || (r.path.endsWith('/*') && url.pathname.startsWith(r.path.slice(0, -1))) || r.path === `${url.pathname}/*`);
     const route = forPath.find((r) => r.method === req.method) ?? (req.method === 'HEAD' ? forPath.find((r) => r.method === 'GET') : undefined);
     if (!route) {
-      if (forPath.length > 0) return sendJson(res, 405, { message: `Method ${req.method} not allowed`, code: 'http.method_not_allowed' }, { allow: [...new Set(forPath.map((r) => r.method))].join(', ') });
-      return sendJson(res, 404, { message: 'Not found', code: 'http.not_found' });
+      if (forPath.length > 0) return sendJson(res, HTTP_STATUS['http.method_not_allowed'], { message: `Method ${req.method} not allowed`, code: 'http.method_not_allowed' }, { allow: [...new Set(forPath.map((r) => r.method))].join(', ') });
+      return sendJson(res, HTTP_STATUS['http.not_found'], { message: 'Not found', code: 'http.not_found' });
     }
     await route.handler(req, res, url);
   };
@@ -109,7 +110,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
     answerAfterBody(req, res);
     handle(req, res).catch((err: unknown) => {
       opts.logger.error({ err: (err as Error)?.message, path: req.url?.split('?')[0] }, 'http handler failed');
-      if (!res.headersSent) sendJson(res, 500, { message: 'Internal error', code: 'http.internal' });
+      if (!res.headersSent) sendJson(res, HTTP_STATUS['http.internal'], { message: 'Internal error', code: 'http.internal' });
       else res.destroy();
     });
   };

@@ -1,6 +1,8 @@
+import { splitList } from '../util/list';
 import { ALL_SCOPES, isKnownScope, isValidWorkspaceId } from '../authz/scopes';
 import type { TokenStatus } from '../store/records';
 import { isValidNewTokenId, RESERVED_TOKEN_IDS } from '../store/tokens';
+import type { ApiErrorCode } from '../errors/api';
 import { badRequest } from './errors';
 
 /** Bounds on request values; anything outside is a 400 naming the field. */
@@ -21,12 +23,16 @@ function rejectUnknown(body: Record<string, unknown>, allowed: readonly string[]
   }
 }
 
-function intField(body: Record<string, unknown>, name: string, min: number, max: number, what: string): number | undefined {
+/** The whole-number fields of the bodies and the code a bad value gets. */
+const INT_FIELDS = { expires_in: 'token.invalid_expires_in', overlap: 'token.invalid_overlap' } as const satisfies Record<string, ApiErrorCode>;
+
+function intField(body: Record<string, unknown>, name: keyof typeof INT_FIELDS, min: number, max: number, what: string): number | undefined {
   const v = body[name];
+  const code = INT_FIELDS[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest(`token.invalid_${name}`, `${name} must be a whole number of seconds`);
-  if (v < min) throw badRequest(`token.invalid_${name}`, `${name} must be at least ${min} seconds${what}, got ${v}`);
-  if (v > max) throw badRequest(`token.invalid_${name}`, `${name} must be at most ${max} seconds, got ${v}`);
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest(code, `${name} must be a whole number of seconds`);
+  if (v < min) throw badRequest(code, `${name} must be at least ${min} seconds${what}, got ${v}`);
+  if (v > max) throw badRequest(code, `${name} must be at most ${max} seconds, got ${v}`);
   return v;
 }
 
@@ -112,7 +118,7 @@ export function parseRevoke(body: Record<string, unknown>, query: URLSearchParam
 
 export function parseStatuses(values: string[]): TokenStatus[] | undefined {
   const out: TokenStatus[] = [];
-  for (const v of values.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean)) {
+  for (const v of values.flatMap(splitList)) {
     const s = STATUSES.find((k) => k.toLowerCase() === v.toLowerCase());
     if (!s) throw badRequest('request.invalid_status', `Unknown status ${JSON.stringify(v.slice(0, 32))} (known: ${STATUSES.join(', ')})`);
     out.push(s);

@@ -1,3 +1,4 @@
+import { splitList } from '../util/list';
 import { compilePattern, pathSegments, type PathPattern } from './pattern';
 
 export type RouteAuth = 'public' | 'optional' | 'required';
@@ -67,8 +68,6 @@ export function evaluatePolicy(policy: Policy, method: string, path: string): Re
   }
   return { ...policy.default, matched: 'default' };
 }
-
-const splitList = (v: string): string[] => v.split(/[\s,]+/).filter(Boolean);
 
 /**
  * Envoy per-route `context_extensions` take precedence over the policy: `required_scopes`

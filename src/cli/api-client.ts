@@ -43,10 +43,6 @@ function describeFetchError(err: unknown): string {
 export class AdminApiClient {
   constructor(private readonly settings: CliSettings) {}
 
-  get baseUrl(): string {
-    return this.settings.apiUrl;
-  }
-
   request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     return this.call<T>(method, `/api/admin/service-tokens${path}`, body);
   }

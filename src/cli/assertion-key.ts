@@ -35,7 +35,7 @@ async function rotate(opts: RotateOpts): Promise<void> {
   const { rotateKey } = await import('../assertion/key-store');
   const { JWKS_MAX_AGE_S } = await import('../assertion/routes');
   const cfg = loadConfig();
-  if (cfg.assertion.keyFile) throw new CommandError(`ORCHEO_AUTH_ASSERTION_KEY_FILE is set (${cfg.assertion.keyFile}): the service signs with that file's key; rotate by replacing the file`, 1);
+  if (cfg.assertion.keyFile) throw new CommandError('config.invalid', `ORCHEO_AUTH_ASSERTION_KEY_FILE is set (${cfg.assertion.keyFile}): the service signs with that file's key; rotate by replacing the file`);
   const db = await openDb(cfg, createLogger('warn'));
   try {
     let r;
@@ -43,7 +43,8 @@ async function rotate(opts: RotateOpts): Promise<void> {
       if (cfg.autoMigrate) await migrate(db);
       r = await rotateKey(db, { publishAheadMs: Math.round(opts.publishAhead * 1000), ttlMs: cfg.assertion.ttlSeconds * 1000, alg: opts.alg });
     } catch (err) {
-      throw new CommandError(`cannot rotate the assertion key in the token store, ${describeStore(cfg)}: ${(err as Error).message}`, 1);
+      const { StoreUnavailableError } = await import('../store/db');
+      throw new CommandError(err instanceof StoreUnavailableError ? 'store.unavailable' : 'internal', `cannot rotate the assertion key in the token store, ${describeStore(cfg)}: ${(err as Error).message}`);
     }
     const out = { kid: r.kid, alg: r.alg, signs_from: new Date(r.signsFrom).toISOString(), retiring: r.retiring.map((k) => ({ kid: k.kid, retire_after: new Date(k.retireAfter).toISOString() })) };
     if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);

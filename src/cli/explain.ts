@@ -1,3 +1,4 @@
+import { isErrorCode } from '../errors/api';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Explanation } from '../pipeline/explain';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
@@ -59,9 +60,9 @@ async function explain(o: ExplainOpts): Promise<void> {
     if (err instanceof ApiRefusal) {
       if (o.json) process.stdout.write(`${JSON.stringify({ message: err.message, code: err.code, status: err.status }, null, 2)}\n`);
       const hint = err.status === 401 && !settings.serviceToken ? `\nNo service token configured: set ORCHEO_SERVICE_TOKEN or service_token in ${settings.profilePath}.` : '';
-      throw new CommandError(`Error: ${err.message} (${err.code})${hint}`, 1);
+      throw new CommandError(isErrorCode(err.code) ? err.code : 'cli.refused', `Error: ${err.message} (${err.code})${hint}`);
     }
-    if (err instanceof ApiUnreachable) throw new CommandError(`Error: ${err.message}`, 1);
+    if (err instanceof ApiUnreachable) throw new CommandError('cli.unreachable', `Error: ${err.message}`);
     throw err;
   }
   process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : formatExplanation(result));

@@ -1,22 +1,11 @@
 /** Human output of the token commands (the guide's layout). `--json` bypasses all of this. */
+import type { TokenView } from '../admin/views';
 
-export interface TokenJson {
-  id: string;
-  status: string;
-  scopes: string[];
-  workspaces: string[];
-  issued_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  revocation_reason: string | null;
-  rotated_to: string | null;
-  rotated_from?: string | null;
-  last_used_at: string | null;
-  use_count: number;
-  created_by: string | null;
-  secret?: string;
-  previous?: TokenJson;
-  also_revoked?: string[];
+/** A token as the admin API answers it, plus what create, rotate and revoke add. */
+export interface TokenJson extends TokenView {
+  readonly secret?: string;
+  readonly previous?: TokenJson;
+  readonly also_revoked?: readonly string[];
 }
 
 export interface AuditJson {
@@ -47,7 +36,7 @@ export function when(iso: string | null | undefined, never = 'never'): string {
   return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-const listOf = (xs: string[] | undefined, none = 'none'): string => (xs && xs.length ? xs.map(clean).join(', ') : none);
+const listOf = (xs: readonly string[] | undefined, none = 'none'): string => (xs && xs.length ? xs.map(clean).join(', ') : none);
 
 function secretBlock(t: TokenJson, title: string): string[] {
   return [title, '', `ID: ${clean(t.id)}`, `Secret: ${clean(t.secret)}`, '', SECRET_WARNING, ''];
@@ -113,7 +102,7 @@ function short(iso: string | null, now: number, never = 'never'): string {
 }
 
 /** A list cell of at most `max` characters: the items that fit, then `+N` for the rest (`show` has them all). */
-function fitList(xs: string[] | undefined, none: string, max: number): string {
+function fitList(xs: readonly string[] | undefined, none: string, max: number): string {
   if (!xs || xs.length === 0) return none;
   const full = listOf(xs);
   if (full.length <= max) return full;

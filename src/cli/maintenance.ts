@@ -47,7 +47,7 @@ export function checkConfigCommand(): void {
   const warnings = cfg ? configWarnings(cfg, process.env) : [];
   if (warnings.length > 0) process.stderr.write(`${warnings.length} warning${warnings.length > 1 ? 's' : ''}:\n  - ${warnings.join('\n  - ')}\n`);
   if (problems.length > 0) {
-    throw new CommandError(`${problems.length} configuration problem${problems.length > 1 ? 's' : ''}:\n  - ${problems.join('\n  - ')}`, 2);
+    throw new CommandError('config.invalid', `${problems.length} configuration problem${problems.length > 1 ? 's' : ''}:\n  - ${problems.join('\n  - ')}`);
   }
   const policy = `${policyFile ? `policy ${policyFile}` : 'built-in policy'}, ${rules} rule${rules === 1 ? '' : 's'}`;
   process.stdout.write(`Configuration OK (${policy}; ${rateLimitSummary(cfg!)})\n`);

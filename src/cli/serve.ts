@@ -1,10 +1,15 @@
 import { startApp, type App } from '../app';
 import { loadConfig } from '../config/load';
+import { CodedError } from '../errors/api';
 import { createLogger } from '../log';
 import { configWarnings } from '../config/warnings';
 import { adminRoutes } from '../admin/routes';
 
-/** `orcheo-authz serve`: runs until SIGTERM/SIGINT, then drains and exits 0. */
+/**
+ * `orcheo-authz serve`: runs until SIGTERM/SIGINT, then drains; resolves once stopped. It never
+ * exits the process itself: a start or shutdown failure is thrown, and runCli maps it to its exit
+ * code (config 2, store unreachable 3, other 1).
+ */
 export async function serve(): Promise<void> {
   const cfg = loadConfig();
   const logger = createLogger(cfg.log.level);
@@ -14,28 +19,25 @@ export async function serve(): Promise<void> {
   try {
     app = await startApp(cfg, { logger, routes: adminRoutes });
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'failed to start');
+    logger.fatal({ err: (err as Error).message, code: (err as { code?: unknown }).code }, 'failed to start');
     logger.flush();
     throw err;
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down: draining in-flight checks');
-    app.stop().then(
-      () => {
-        logger.info('stopped');
-        logger.flush();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err: (err as Error).message }, 'unclean shutdown');
-        logger.flush();
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  // A second signal while draining is ignored: the drain is bounded by its grace period.
+  const ignore = (): void => undefined;
+  process.on('SIGTERM', ignore).on('SIGINT', ignore);
+  logger.info({ signal }, 'shutting down: draining in-flight checks');
+  try {
+    await app.stop();
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'unclean shutdown');
+    logger.flush();
+    throw new CodedError('internal', `unclean shutdown: ${(err as Error).message}`, { cause: err });
+  }
+  logger.info('stopped');
+  logger.flush();
 }

@@ -1,7 +1,10 @@
+import { splitList } from '../util/list';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AdminApiClient, ApiRefusal, ApiUnreachable } from './api-client';
+import { LIMITS } from '../admin/validate';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { AUDIT_EVENT_NAMES } from '../store/audit';
+import { isErrorCode } from '../errors/api';
 import { CommandError, UsageError } from './errors';
 import { formatAudit, formatCreated, formatList, formatRevoked, formatRotated, formatToken, type AuditJson, type TokenJson } from './format';
 import { resolveSettings, type SettingFlags } from './profile';
@@ -10,7 +13,7 @@ interface CommonOpts extends SettingFlags {
   readonly json?: boolean;
 }
 
-const collect = (value: string, prev: string[]): string[] => [...prev, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+const collect = (value: string, prev: string[]): string[] => [...prev, ...splitList(value)];
 
 function wholeNumber(name: string, min: number, max = Number.MAX_SAFE_INTEGER, unit = ' of seconds'): (v: string) => number {
   return (v: string) => {
@@ -64,11 +67,11 @@ async function run<T>(opts: CommonOpts, call: (c: AdminApiClient) => Promise<T>,
       if (opts.json) write(`${JSON.stringify({ message: err.message, code: err.code, status: err.status }, null, 2)}\n`);
       let hint = '';
       if (err.status === 401 && !settings.serviceToken) hint = `\nNo service token configured: set ORCHEO_SERVICE_TOKEN or service_token in ${settings.profilePath}.`;
-      throw new CommandError(`Error: ${err.message} (${err.code})${hint}`, 1);
+      throw new CommandError(isErrorCode(err.code) ? err.code : 'cli.refused', `Error: ${err.message} (${err.code})${hint}`);
     }
     if (err instanceof ApiUnreachable) {
       if (opts.json) write(`${JSON.stringify({ message: err.message, code: 'cli.unreachable' }, null, 2)}\n`);
-      throw new CommandError(`Error: ${err.message}`, 1);
+      throw new CommandError('cli.unreachable', `Error: ${err.message}`);
     }
     throw err;
   }
@@ -92,7 +95,7 @@ export function registerTokenCommands(program: Command): void {
     .option('--id <id>', 'token identifier (default: generated)')
     .option('--scope <scope>', 'grant a scope (repeatable)', collect, [])
     .option('--workspace <id>', 'allow a workspace, or * for all (repeatable)', collect, [])
-    .option('--expires-in <seconds>', 'lifetime in seconds (at least 60; default: no expiry)', wholeNumber('--expires-in', 1))
+    .option('--expires-in <seconds>', 'lifetime in seconds (at least 60; default: no expiry)', wholeNumber('--expires-in', LIMITS.minExpiresIn, LIMITS.maxExpiresIn))
     .action(async (o: CommonOpts & { id?: string; scope: string[]; workspace: string[]; expiresIn?: number }) => {
       const body: Record<string, unknown> = { scopes: o.scope, workspaces: o.workspace };
       if (o.id !== undefined) body.id = o.id;
@@ -124,8 +127,8 @@ export function registerTokenCommands(program: Command): void {
   withCommon(token.command('rotate'))
     .description('issue a new secret for a token; the old secret keeps working for the overlap only')
     .argument('<id>', 'token identifier')
-    .option('--overlap <seconds>', 'seconds the old secret stays valid (0 ends it at once)', wholeNumber('--overlap', 0), 300)
-    .option('--expires-in <seconds>', 'lifetime of the new secret (default: the old lifetime, or none)', wholeNumber('--expires-in', 1))
+    .option('--overlap <seconds>', 'seconds the old secret stays valid (0 ends it at once)', wholeNumber('--overlap', 0, LIMITS.maxOverlap), LIMITS.defaultOverlap)
+    .option('--expires-in <seconds>', 'lifetime of the new secret (default: the old lifetime, or none)', wholeNumber('--expires-in', LIMITS.minExpiresIn, LIMITS.maxExpiresIn))
     .option('--scope <scope>', 'replace the scopes (repeatable; default: keep)', collect, [])
     .option('--workspace <id>', 'replace the workspaces (repeatable; default: keep)', collect, [])
     .action(async (id: string, o: CommonOpts & { overlap: number; expiresIn?: number; scope: string[]; workspace: string[] }) => {

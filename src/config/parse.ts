@@ -1,3 +1,4 @@
+import { splitList } from '../util/list';
 import { isIP } from 'node:net';
 
 /**
@@ -84,7 +85,7 @@ export function oneOf<T extends string>(env: Env, name: string, p: Problems, all
 /** Comma- or whitespace-separated list; empty entries dropped, order kept, duplicates removed. */
 export function list(value: string | undefined): string[] {
   if (value === undefined) return [];
-  return [...new Set(value.split(/[\s,]+/).filter((s) => s.length > 0))];
+  return [...new Set(splitList(value))];
 }
 
 /**
@@ -161,7 +162,4 @@ export function url(env: Env, name: string, p: Problems, protocols: readonly str
   return v;
 }
 
-/** Redacts userinfo so a URL can appear in a log line or an error. */
-export function redactUrl(value: string): string {
-  return value.replace(/\/\/[^/@]*@/, '//***@');
-}
+export { redactUrl } from '../util/redact-url';

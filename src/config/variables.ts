@@ -54,5 +54,4 @@ export const SERVICE_VARIABLES = [
 /** Read by the CLI only. */
 export const CLI_VARIABLES = ['ORCHEO_SERVICE_TOKEN', 'ORCHEO_API_URL'] as const;
 
-export type ServiceVariable = (typeof SERVICE_VARIABLES)[number];
 export const KNOWN_VARIABLES: ReadonlySet<string> = new Set<string>([...SERVICE_VARIABLES, ...CLI_VARIABLES]);

@@ -1,8 +1,6 @@
 import { AuthError } from '../errors/deny';
+import { MAX_TOKEN_LENGTH } from '../util/limits';
 import { isWebSocketUpgrade, type CheckInput } from './request';
-
-/** Longer tokens are refused before any hashing or parsing: no credential we accept is this big. */
-export const MAX_TOKEN_LENGTH = 16 * 1024;
 
 export interface Credential {
   readonly token: string;

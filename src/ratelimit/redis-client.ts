@@ -1,3 +1,4 @@
+import { redactUrl as redactRedisUrl } from '../util/redact-url';
 import Redis, { Cluster, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 export type RedisLike = Redis | Cluster;
@@ -6,16 +7,8 @@ export interface RedisClientOptions {
   commandTimeoutMs: number;
 }
 
-/** Password (and user) of a Redis URL replaced, so the URL can appear in logs and errors. */
-export function redactRedisUrl(url: string): string {
-  // Works on the raw string: cluster URLs (several hosts) are not valid WHATWG URLs. Greedy up to the last
-  // '@', so an unencoded '@' in a password over-redacts instead of leaking the rest of the password.
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)(.*)@/i, (_m, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(':');
-    const user = colon >= 0 ? userinfo.slice(0, colon) : '';
-    return `${scheme}${user ? `${user}:` : ':'}***@`;
-  });
-}
+/** Password of a Redis URL replaced, so the URL can appear in logs and errors. */
+export { redactRedisUrl };
 
 export function isClusterUrl(url: string): boolean {
   return /^rediss?\+cluster:\/\//i.test(url);

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import { PeriodicFlush } from './periodic';
-import type { Outcome } from '../pipeline/decision';
 import type { Db, Queryable } from './db';
 
 /**
@@ -135,8 +134,8 @@ interface Counter {
 const MAX_KEYS = 5000;
 
 /**
- * Batched audit counters: `observe` (the Check pipeline's outcome hook) and `count` only bump an
- * in-memory counter; `flush` writes one row per key with its count every `intervalMs`, and at
+ * Batched audit counters: `count` (fed by the app's outcome observer) only bumps an in-memory
+ * counter; `flush` writes one row per key with its count every `intervalMs`, and at
  * `stop`. Keys are bounded (event × deny code × known token id, capped at MAX_KEYS), so memory and
  * rows stay bounded under a storm of random tokens. A failed flush merges its counts back.
  */
@@ -147,18 +146,6 @@ export class AuditRecorder {
 
   constructor(private readonly db: Db, private readonly logger: Logger, intervalMs = 5000, private readonly now: () => number = Date.now) {
     this.periodic = new PeriodicFlush(() => this.flush(), intervalMs);
-  }
-
-  /** The Check pipeline's outcome: failures by code (and identity when known), service-token use. */
-  observe(o: Outcome): void {
-    if (o.decision === 'deny') {
-      const id = o.identity;
-      // Service tokens and bootstrap by token id, JWTs by subject (a jti is unique per token).
-      const who = id?.authenticated ? (id.source === 'jwt' ? id.subject : id.tokenId) : undefined;
-      this.count('auth.failure', who, o.code ?? 'unknown');
-    } else if (o.identity?.source === 'service_token') {
-      this.count('token.used', o.identity.tokenId);
-    }
   }
 
   count(event: AuditEventName, tokenId?: string, reason?: string, n = 1): void {
@@ -177,13 +164,6 @@ export class AuditRecorder {
     } else {
       this.pending.set(key, { event, tokenId, reason, n, first: at, last: at });
     }
-  }
-
-  /** Pending counts (for tests). */
-  get pendingCount(): number {
-    let n = 0;
-    for (const c of this.pending.values()) n += c.n;
-    return n;
   }
 
   flush(): Promise<void> {

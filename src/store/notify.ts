@@ -48,7 +48,6 @@ export class TokenChangeFeed {
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
   private delay = RETRY_MIN_MS;
-  private listening = false;
   /** Notifications received for this schema (for tests and metrics). */
   received = 0;
   /** Milliseconds from the write to this instance's index update, for the last notification. */
@@ -60,10 +59,6 @@ export class TokenChangeFeed {
   /** Called on an assertion key notification and after a reconnect (notifications may have been missed). */
   onAssertionKeys(listener: () => void): void {
     this.keyListeners.push(listener);
-  }
-
-  get isListening(): boolean {
-    return this.listening;
   }
 
   get channelName(): string | undefined {
@@ -89,7 +84,6 @@ export class TokenChangeFeed {
       this.channel = rows[0].channel;
     }
     await this.db.listen(this.channel, (payload) => this.onMessage(payload), () => this.onReconnect());
-    this.listening = true;
     this.logger.debug({ channel: this.channel }, 'listening for token changes');
   }
 

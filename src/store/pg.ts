@@ -1,21 +1,9 @@
-import { Client, Pool, type PoolClient } from 'pg';
+import { Client, Pool } from 'pg';
 import type { Logger } from 'pino';
-import type { Db, Queryable } from './db';
+import { classifyStoreError, guarded, isConnectionFailure, queryable, type Db, type Queryable } from './db';
 
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5000;
-
-function wrap(c: Pool | PoolClient): Queryable {
-  return {
-    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-      const r = await c.query(sql, params as unknown[] | undefined);
-      return r.rows as T[];
-    },
-    async exec(sql: string): Promise<void> {
-      await c.query(sql);
-    },
-  };
-}
 
 /**
  * Real Postgres through node-postgres. Queries use a small pool with short timeouts so a dead
@@ -82,19 +70,30 @@ export function createPgDb(url: string, logger: Logger): Db {
 
   return {
     kind: 'postgres',
-    ...wrap(pool),
+    ...queryable(pool),
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      const c = await pool.connect();
+      const c = await guarded(() => pool.connect());
+      let broken: unknown;
+      // A checked-out client reports a lost connection as an 'error' event, which nothing else
+      // listens to while it is out of the pool: unheard, it would crash the process. The failing
+      // statement rejects as well, so the event only has to mark the client broken.
+      const onError = (err: Error): void => void (broken ??= err);
+      c.on('error', onError);
       try {
-        await c.query('BEGIN');
-        const out = await fn(wrap(c));
-        await c.query('COMMIT');
+        await guarded(() => c.query('BEGIN'));
+        const out = await fn(queryable(c));
+        await guarded(() => c.query('COMMIT'));
         return out;
       } catch (err) {
-        await c.query('ROLLBACK').catch(() => undefined);
+        await c.query('ROLLBACK').catch((e: unknown) => (broken = e));
+        // A lost connection also fails the ROLLBACK: report the outage, not the statement's error.
+        if (isConnectionFailure(broken)) return classifyStoreError(broken);
         throw err;
       } finally {
-        c.release();
+        // Left attached on a broken client: its socket may still report errors while it is destroyed.
+        if (broken === undefined) c.off('error', onError);
+        // A client whose connection broke must not go back to the pool.
+        c.release(broken instanceof Error ? broken : undefined);
       }
     },
     listen,

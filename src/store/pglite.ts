@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Db, Queryable } from './db';
+import { guarded, queryable, type Db, type Queryable } from './db';
 
 /**
  * Embedded Postgres (PGlite) through its in-process API, not pglite-socket: over a socket every
@@ -14,21 +14,13 @@ export async function createPgliteDb(dataDir: string, logger: Logger): Promise<D
   const db = await PGlite.create(dataDir);
   logger.debug({ ms: Date.now() - started }, 'embedded postgres ready');
   type Session = { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }>; exec: (sql: string) => Promise<unknown> };
-  const wrap = (q: Session): Queryable => ({
-    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-      const r = await q.query(sql, params as unknown[] | undefined);
-      return r.rows as T[];
-    },
-    async exec(sql: string): Promise<void> {
-      await q.exec(sql);
-    },
-  });
+  const wrap = (q: Session): Queryable => queryable(q, (sql) => q.exec(sql));
   const unlisteners: Array<() => Promise<void>> = [];
   return {
     kind: 'embedded',
     ...wrap(db),
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      return db.transaction((tx) => fn(wrap(tx)));
+      return guarded(() => db.transaction((tx) => fn(wrap(tx))));
     },
     async listen(channel: string, onMessage: (payload: string) => void): Promise<void> {
       // In-process: the connection can never drop, so there is no reconnect to report.

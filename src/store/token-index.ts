@@ -17,7 +17,7 @@ export interface TokenIndexOptions {
  * Every token record in memory, keyed by secret hash (≈100 B a token), so Check never queries the
  * database: an unknown token is refused without a round trip and a flood of random tokens never
  * reaches Postgres. Kept in sync by pulling rows whose `updated_at` moved (with an overlap, since a
- * concurrent transaction can commit an older timestamp), and by `refresh(id)` / full `resync()`
+ * concurrent transaction can commit an older timestamp), and by `apply()` / full `resync()`
  * calls from notifications.
  */
 export class TokenIndex {
@@ -134,13 +134,6 @@ export class TokenIndex {
     this.byHash.set(r.secretHash, r);
     this.watermark = Math.max(this.watermark, r.updatedAt);
     if (prev && prev.updatedAt !== r.updatedAt) this.changed(r.id);
-  }
-
-  /** Re-reads one token (after a notification naming it). */
-  async refresh(id: string): Promise<void> {
-    const rows = await this.db.query(`SELECT ${TOKEN_COLUMNS} FROM service_tokens WHERE id = $1`, [id]);
-    if (rows[0]) this.apply(rowToRecord(rows[0]));
-    else this.remove(id);
   }
 
   /** Drops a token whose row is gone (deleted by hand): it must stop authenticating. */

@@ -1,3 +1,4 @@
+import { ApiError } from '../errors/api';
 import type { Queryable } from './db';
 import { generateSecret, hashSecret, rowToRecord, TOKEN_COLUMNS, tokenStatus, type TokenRecord, type TokenStatus } from './records';
 
@@ -37,24 +38,22 @@ export function parseArchivedId(id: string): { base: string; generation: number 
   return m ? { base: m[1]!, generation: Number(m[2]) } : undefined;
 }
 
-export class DuplicateTokenError extends Error {
-  readonly code = 'token.duplicate' as const;
+export class DuplicateTokenError extends ApiError {
   constructor(id: string) {
-    super(`A service token with id ${JSON.stringify(id)} already exists`);
+    super('token.duplicate', `A service token with id ${JSON.stringify(id)} already exists`);
   }
 }
 
-export class TokenNotFoundError extends Error {
-  readonly code = 'token.not_found' as const;
+export class TokenNotFoundError extends ApiError {
   constructor(id: string) {
-    super(`Service token ${JSON.stringify(id)} not found`);
+    super('token.not_found', `Service token ${JSON.stringify(id)} not found`);
   }
 }
 
 /** The token exists but its state forbids the operation (rotate a revoked token, revoke twice). */
-export class TokenStateError extends Error {
-  constructor(readonly code: 'token.not_active' | 'token.already_revoked', message: string) {
-    super(message);
+export class TokenStateError extends ApiError {
+  constructor(code: 'token.not_active' | 'token.already_revoked', message: string) {
+    super(code, message);
   }
 }
 

@@ -4,6 +4,7 @@
  * so every known spelling is read and the union kept. Anything of an unexpected type is ignored
  * rather than rejected: a garbage optional claim must not lock a user out, nor crash us.
  */
+import { splitList } from '../../util/list';
 import type { JWTPayload } from 'jose';
 import type { Identity, IdentityType } from '../types';
 
@@ -31,8 +32,8 @@ export function collectItems(value: unknown, out: Set<string>, depth = 0): void 
         return;
       }
     }
-    for (const item of text.split(/[\s,]+/)) {
-      if (item && out.size < MAX_ITEMS) out.add(item);
+    for (const item of splitList(text)) {
+      if (out.size < MAX_ITEMS) out.add(item);
     }
     return;
   }

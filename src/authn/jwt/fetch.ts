@@ -1,3 +1,5 @@
+import { redactUrl as redactUrlWith } from '../../util/redact-url';
+
 /**
  * HTTP GET of JSON documents (JWKS, OpenID discovery) with a hard timeout, a size cap and the
  * response's Cache-Control max-age. Errors are plain Errors whose messages are safe to log: they
@@ -14,18 +16,7 @@ export interface FetchedJson {
 }
 
 /** The URL as it may appear in logs: no userinfo, no query (some providers put keys there), no fragment. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    u.search = '';
-    u.hash = '';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
-}
+export const redactUrl = (url: string): string => redactUrlWith(url, { strict: true });
 
 export function parseMaxAge(cacheControl: string | null): number | undefined {
   if (!cacheControl) return undefined;

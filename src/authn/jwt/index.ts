@@ -2,6 +2,7 @@
  * JWT identity kind: wires key sources, the verified-token cache and claim mapping behind the
  * Authenticator interface. A cache hit answers synchronously; everything else is async.
  */
+import { MAX_TOKEN_LENGTH } from '../../util/limits';
 import { decodeProtectedHeader, type JWSHeaderParameters } from 'jose';
 import type { Logger } from 'pino';
 import type { Authenticator, AuthnOptions, AuthnResult } from '../types';
@@ -40,8 +41,6 @@ export interface JwtAuthenticator extends Authenticator {
   close(): void;
 }
 
-/** Larger than any real JWT (Envoy's default header limit is 60 KiB); refuse before hashing or parsing. */
-export const MAX_TOKEN_LENGTH = 32 * 1024;
 /** Three base64url segments; the signature may be empty so `alg: none` tokens get a precise deny. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const DEFAULT_CACHE_ENTRIES = 10_000;
