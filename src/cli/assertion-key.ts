@@ -35,7 +35,7 @@ async function rotate(opts: RotateOpts): Promise<void> {
   const { rotateKey } = await import('../assertion/key-store');
   const { JWKS_MAX_AGE_S } = await import('../assertion/routes');
   const cfg = loadConfig();
-  if (cfg.assertion.keyFile) throw new CommandError('config.invalid', `ORCHEO_AUTH_ASSERTION_KEY_FILE is set (${cfg.assertion.keyFile}): the service signs with that file's key; rotate by replacing the file`);
+  if (cfg.assertion.keyFile) throw new CommandError('cli.refused', `ORCHEO_AUTH_ASSERTION_KEY_FILE is set (${cfg.assertion.keyFile}): the service signs with that file's key; rotate by replacing the file`);
   const db = await openDb(cfg, createLogger('warn'));
   try {
     let r;
