@@ -235,7 +235,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const limitsLine = describeLimits(cfg.rateLimit);
   // `msg` stays exactly "orcheo-authz serving" (spawn helpers and the soak runner read it); the
   // operator's one-line summary is `summary`.
-  const summary = `grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}, http authz ${authzLine}${index.isLoaded ? '' : ' (health NOT_SERVING until the token store loads)'}; mode ${mode()}: ${why}; ${limitsLine}`;
+  const summary = `grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}${index.isLoaded ? '' : ' (health NOT_SERVING until the token store loads)'}, http authz ${authzLine}; mode ${mode()}: ${why}; ${limitsLine}`;
   logger.info(
     { grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, http_authz: authzLine, mode: mode(), mode_reason: why, rate_limits: limitsLine, store: db.kind, policy: policy.policy.origin, tokens: index.size, serving: index.isLoaded, summary },
     'orcheo-authz serving',
