@@ -47,15 +47,20 @@ function denyBodyHeader(wanted: boolean, headers: Headers, body: string): void {
   if (wanted) headers.push([DENY_BODY_HEADER, body.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)]);
 }
 
-function respond(res: ServerResponse, d: Decision, bodyInHeader: boolean): void {
+/** Envoy http_service removes the upstream request headers this response header lists. */
+const ENVOY_HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
+
+function respond(res: ServerResponse, d: Decision, style: { bodyInHeader: boolean; envoy: boolean }): void {
   if (d.allow) {
     const headers: Headers = d.headers.map(([k, v]) => [k, v]);
     headers.push(['cache-control', 'no-store']);
+    // Forward-auth proxies overwrite the named identity headers; only Envoy can drop the rest.
+    if (style.envoy && d.headersToRemove.length > 0) headers.push([ENVOY_HEADERS_TO_REMOVE, d.headersToRemove.join(',')]);
     return answer(res, 200, headers, '');
   }
   const deny = denyHttp(d.error, d.tokenPresented, d.requestId);
   const headers: Headers = deny.headers.map(([k, v]) => [k, v]);
-  denyBodyHeader(bodyInHeader, headers, deny.body);
+  denyBodyHeader(style.bodyInHeader, headers, deny.body);
   answer(res, deny.status, headers, deny.body);
 }
 
@@ -93,7 +98,7 @@ export async function startHttpAuthzServer(opts: HttpAuthzOptions): Promise<Http
     const forwardAuth = req.headers['x-forwarded-uri'] !== undefined || req.headers['x-original-uri'] !== undefined;
     const bodyInHeader = forwardAuth && wantsBodyHeader(req.url);
     opts.check(parts).then(
-      (d) => respond(res, d, bodyInHeader),
+      (d) => respond(res, d, { bodyInHeader, envoy: !forwardAuth }),
       (err: unknown) => {
         // CheckFn never rejects; if it ever does, the answer is still a deny.
         opts.logger.error({ err: (err as Error)?.message }, 'http authz check failed');
