@@ -91,6 +91,35 @@ describe('HTTP authorization interface', async () => {
     assert.equal(anon.status, 401);
   });
 
+  test('Envoy style: client x-orcheo-* names the service does not set are listed for Envoy to remove', async () => {
+    const r = await call(port, '/x', { ...auth, 'x-orcheo-forged': '1', 'x-orcheo-subject': 'admin' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-envoy-auth-headers-to-remove'], 'x-orcheo-forged');
+    const fwd = await call(port, '/check', { ...auth, 'x-forwarded-uri': '/x', 'x-orcheo-forged': '1' });
+    assert.equal(fwd.headers['x-envoy-auth-headers-to-remove'], undefined, 'forward-auth proxies never read it');
+  });
+
+  test('deny_body=header repeats the JSON body in a header, for nginx (forward-auth style only)', async () => {
+    const r = await call(port, '/check?deny_body=header', { 'x-original-uri': '/x' });
+    assert.equal(r.status, 401);
+    assert.equal(r.headers['x-orcheo-deny-body'], r.body);
+    const bad = await call(port, '/check?deny_body=header', { 'x-original-uri': 'nope' });
+    assert.equal(bad.headers['x-orcheo-deny-body'], bad.body);
+    assert.equal((await call(port, '/x?deny_body=header')).headers['x-orcheo-deny-body'], undefined);
+  });
+
+  test('a WebSocket handshake sent as is is decided, never upgraded', async () => {
+    const ws = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+    const denied = await call(port, '/check', { ...ws, 'x-forwarded-uri': '/ws?access_token=wrong' });
+    assert.equal(denied.status, 401);
+    assert.equal(json(denied).code, 'auth.invalid_token', 'the query token was read: the handshake was recognised');
+    const ok = await call(port, '/check', { ...ws, 'x-forwarded-uri': `/ws?access_token=${BOOT}` });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers['x-orcheo-subject'], 'bootstrap');
+    const plain = await call(port, '/check', { 'x-forwarded-uri': `/ws?access_token=${BOOT}` });
+    assert.equal(plain.status, 401, 'a query token outside a handshake is no credential');
+  });
+
   test('a large body is not read: the connection is reset, the server keeps serving', async () => {
     const big = 'x'.repeat(1024 * 1024);
     await call(port, '/api/workflows/1', { ...auth, 'content-type': 'text/plain' }, 'POST', big).catch(() => undefined);

@@ -58,7 +58,7 @@ describe('real proxies in front of the HTTP authorization interface', async () =
     await t?.stop();
   });
 
-  const suite = (name: 'nginx' | 'caddy', start: typeof startNginx, opts: { stripsQueryToken: boolean; stripsOtherOrcheoHeaders: boolean }) => {
+  const suite = (name: 'nginx' | 'caddy', start: typeof startNginx, opts: { stripsQueryToken: boolean; stripsOtherOrcheoHeaders: boolean; downStatus: number }) => {
     const found = proxyBinary(name);
     if (found.skip && process.env.CI_REQUIRE_BACKENDS) throw new Error(`CI_REQUIRE_BACKENDS is set but ${found.skip}`);
     describe(name, { skip: found.skip }, () => {
@@ -122,11 +122,32 @@ describe('real proxies in front of the HTTP authorization interface', async () =
         const seen = last();
         assert.ok(seen.upgrade);
         assert.equal(seen.headers['x-orcheo-subject'], 'bootstrap');
-        if (opts.stripsQueryToken) assert.equal(seen.url, '/ws?x=1', 'the token is kept from the upstream');
+        if (opts.stripsQueryToken) {
+          assert.equal(seen.url, '/ws?x=1', 'the token is kept from the upstream');
+          assert.equal(await handshake(proxy.port, `/ws?token=${BOOT}`), 101);
+          assert.equal(last().url, '/ws', 'token= is removed too');
+          const count = echo.seen.length;
+          assert.equal(await handshake(proxy.port, `/ws?access_token=${BOOT}&access_token=${BOOT}`), 400, 'a repeated token parameter cannot be removed whole: refused');
+          assert.equal(echo.seen.length, count);
+        }
         else assert.equal(seen.url, `/ws?access_token=${BOOT}&x=1`, 'documented: this proxy cannot strip it');
+      });
+
+      test('authorization service unreachable: fail closed', async () => {
+        const down = await start(found.bin!, { authzPort: await freePort(), upstreamPort: echo.port });
+        try {
+          const before = echo.seen.length;
+          const r = await call(down.port, '/api/workflows/1', bearer(BOOT));
+          assert.equal(r.status, opts.downStatus, r.body);
+          assert.equal(echo.seen.length, before, 'nothing reached the upstream');
+          if (name === 'nginx') assert.equal(code(r), 'auth.backend_unavailable');
+        } finally {
+          await down.close();
+        }
       });
     });
   };
-  suite('nginx', startNginx, { stripsQueryToken: true, stripsOtherOrcheoHeaders: false });
-  suite('caddy', startCaddy, { stripsQueryToken: false, stripsOtherOrcheoHeaders: true });
+  suite('nginx', startNginx, { stripsQueryToken: true, stripsOtherOrcheoHeaders: false, downStatus: 503 });
+  // Caddy answers 502 itself when forward_auth cannot reach the service (no status mapping there).
+  suite('caddy', startCaddy, { stripsQueryToken: false, stripsOtherOrcheoHeaders: true, downStatus: 502 });
 });
