@@ -66,6 +66,8 @@ function respond(res: ServerResponse, d: Decision, style: { bodyInHeader: boolea
 
 /** A body beyond the bound resets the connection; a small one is discarded so keep-alive works. */
 function boundBody(req: IncomingMessage): void {
+  // Most calls have no body (nginx sends none with proxy_pass_request_body off): no listener then.
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return;
   let seen = 0;
   req.on('data', (chunk: Buffer) => {
     seen += chunk.length;

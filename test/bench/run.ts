@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { assertReply, checkFrame, jwtPayload, rawCheck, signHs256, type Expectation } from './frames';
 import { describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtures, type Fixtures } from './fixtures';
 import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
+import { benchHttpAuthz, formatHttpAuthz } from './http-authz';
 import { runNodeLoad, type LoadResult } from './node-load';
 import { printHotspots } from './profile';
 import { formatPathRatios, formatTable, machine, summarize, writeJson, type Repeat, type ScenarioResult, type Targets } from './report';
@@ -181,6 +182,8 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   const config = { seconds: SECONDS, warmupSeconds: WARMUP, repeats: REPEATS, connections: CONNS, streams: STREAMS, jwtTokens: JWT_TOKENS, store: f.store, redis: f.redis, limits: LIMITS };
   console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadavg()[0] }, results })}`);
   if (CPU_PROF) printHotspots(CPU_PROF);
+  // The HTTP authorization interface has its own bare node:http baseline (test/bench/http-authz.ts).
+  if (!ONLY || ONLY.test('http authz')) console.log(`\n${formatHttpAuthz(await benchHttpAuthz({ seconds: SECONDS, warmupSeconds: WARMUP, connections: CONNS, repeats: REPEATS }), CONNS)}`);
 }
 
 if (process.env['NODE_TEST_CONTEXT']) {

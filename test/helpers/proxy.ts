@@ -129,13 +129,17 @@ export interface Backends {
   readonly upstreamPort: number;
 }
 
-/** nginx with deploy/nginx/nginx.conf (master in the foreground; workers drop to `nobody` as root). */
-export function startNginx(bin: string, b: Backends): Promise<ProxyProcess> {
+/**
+ * nginx with deploy/nginx/nginx.conf (master in the foreground; workers drop to `nobody` as root).
+ * `extraSwaps` is for the bench only (its no-auth_request comparison); tests pass none.
+ */
+export function startNginx(bin: string, b: Backends, extraSwaps: ReadonlyArray<readonly [string, string]> = []): Promise<ProxyProcess> {
   return startOn((port, dir) => {
     const conf = renderConfig(join(DEPLOY, 'nginx', 'nginx.conf'), [
       ['listen 8080;', `listen 127.0.0.1:${port};`],
       ['server orcheo-authz:9192;', `server 127.0.0.1:${b.authzPort};`],
       ['server app:8080;', `server 127.0.0.1:${b.upstreamPort};`],
+      ...extraSwaps,
     ]);
     writeFileSync(join(dir, 'nginx.conf'), conf);
     return { cmd: bin, args: ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr', '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`] };
