@@ -32,6 +32,9 @@ export interface HttpAuthzBenchResult {
   readonly interfaceRps: number;
   /** interfaceRps / bareRps; target >= 0.85. */
   readonly ratio: number;
+  /** Server CPU per answered call (utime+stime from /proc, warm-up included), µs. */
+  readonly bareCpuUs: number;
+  readonly interfaceCpuUs: number;
   readonly nginx?: { readonly upstreamOnlyRps: number; readonly withAuthRequestRps: number } | undefined;
 }
 
@@ -89,7 +92,7 @@ async function nodeLoad(t: Target, conns: number, seconds: number, warmup: numbe
 }
 
 /** The bare comparison server: 200 with `headers`, nothing else, pinned like the service. */
-async function startBare(dir: string, headers: Record<string, string>): Promise<{ port: number; stop(): void }> {
+async function startBare(dir: string, headers: Record<string, string>): Promise<{ port: number; pid: number; stop(): void }> {
   const script = `const h=JSON.parse(process.env.BARE_HEADERS);require('http').createServer((q,s)=>{q.resume();s.writeHead(200,h);s.end()}).listen(0,'127.0.0.1',function(){console.log('port '+this.address().port)})`;
   const log = join(dir, 'bare.log');
   const fd = openSync(log, 'w');
@@ -98,11 +101,17 @@ async function startBare(dir: string, headers: Record<string, string>): Promise<
   closeSync(fd);
   for (let i = 0; i < 200; i++) {
     const m = /port (\d+)/.exec(readFileSync(log, 'utf8'));
-    if (m) return { port: Number(m[1]), stop: () => child.kill('SIGTERM') };
+    if (m) return { port: Number(m[1]), pid: child.pid!, stop: () => child.kill('SIGTERM') };
     await new Promise((r) => setTimeout(r, 25));
   }
   child.kill('SIGKILL');
   throw new Error(`bare server did not start: ${readFileSync(log, 'utf8')}`);
+}
+
+/** utime + stime of a process, µs (USER_HZ 100). */
+function cpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
 }
 
 function probe(t: Target): Promise<{ status: number; headers: Record<string, string> }> {
@@ -138,11 +147,19 @@ export async function benchHttpAuthz(opts: HttpAuthzBenchOptions = {}): Promise<
     stops.push(() => bare.stop());
     const bareT: Target = { ...iface, url: `http://127.0.0.1:${bare.port}/check` };
 
-    let bareRps = 0;
-    let interfaceRps = 0;
+    // Best throughput of the repeats; CPU per call from the same best repeat.
+    const timed = async (t: Target, pid: number): Promise<{ rps: number; cpu: number }> => {
+      const c0 = cpuUs(pid);
+      const rps = await load(t, conns, seconds, warmup);
+      return { rps, cpu: (cpuUs(pid) - c0) / (rps * (seconds + warmup)) };
+    };
+    let b = { rps: 0, cpu: 0 };
+    let s = { rps: 0, cpu: 0 };
     for (let i = 0; i < repeats; i++) {
-      bareRps = Math.max(bareRps, await load(bareT, conns, seconds, warmup));
-      interfaceRps = Math.max(interfaceRps, await load(iface, conns, seconds, warmup));
+      const rb = await timed(bareT, bare.pid);
+      if (rb.rps > b.rps) b = rb;
+      const rs = await timed(iface, svc.pid);
+      if (rs.rps > s.rps) s = rs;
     }
 
     let nginx: HttpAuthzBenchResult['nginx'];
@@ -163,7 +180,7 @@ export async function benchHttpAuthz(opts: HttpAuthzBenchOptions = {}): Promise<
       }
       nginx = { upstreamOnlyRps, withAuthRequestRps };
     }
-    return { generator: load === h2loadH1 ? 'h2load --h1' : 'node:http keep-alive', bareRps, interfaceRps, ratio: interfaceRps / bareRps, nginx };
+    return { generator: load === h2loadH1 ? 'h2load --h1' : 'node:http keep-alive', bareRps: b.rps, interfaceRps: s.rps, ratio: s.rps / b.rps, bareCpuUs: b.cpu, interfaceCpuUs: s.cpu, nginx };
   } finally {
     for (const stop of stops.reverse()) await stop();
     rmSync(dir, { recursive: true, force: true });
@@ -173,8 +190,8 @@ export async function benchHttpAuthz(opts: HttpAuthzBenchOptions = {}): Promise<
 export function formatHttpAuthz(r: HttpAuthzBenchResult, conns: number): string {
   const lines = [
     `HTTP authorization interface, forward-auth allow (cached JWT), ${r.generator}, ${conns} connections:`,
-    `  bare node:http (200 + the same headers)  ${Math.round(r.bareRps)} req/s`,
-    `  orcheo-authz HTTP interface              ${Math.round(r.interfaceRps)} req/s  x${r.ratio.toFixed(2)} of bare (target >= 0.85)${r.ratio >= 0.85 ? '' : '  BELOW TARGET'}`,
+    `  bare node:http (200 + the same headers)  ${Math.round(r.bareRps)} req/s  ${r.bareCpuUs.toFixed(1)} us CPU/call`,
+    `  orcheo-authz HTTP interface              ${Math.round(r.interfaceRps)} req/s  ${r.interfaceCpuUs.toFixed(1)} us CPU/call  x${r.ratio.toFixed(2)} of bare (target >= 0.85)${r.ratio >= 0.85 ? '' : '  BELOW TARGET'}`,
   ];
   if (r.nginx) {
     lines.push(`  nginx -> upstream                        ${Math.round(r.nginx.upstreamOnlyRps)} req/s (nginx and the echo upstream are not pinned)`);
