@@ -37,10 +37,25 @@ type Headers = Array<[string, string]>;
  */
 export const DENY_BODY_HEADER = 'x-orcheo-deny-body';
 
+/**
+ * Node refuses header values outside Latin-1; an identity value (a JWT `sub`) may hold any Unicode.
+ * Sent as its UTF-8 bytes, which is what the gRPC answer carries and what proxies copy byte for byte.
+ */
+const asLatin1 = (v: string): string => (/[^\u0000-\u00ff]/.test(v) ? Buffer.from(v, 'utf8').toString('latin1') : v);
+
 function answer(res: ServerResponse, status: number, headers: Headers, body: string): void {
-  headers.push(['content-length', String(Buffer.byteLength(body))]);
-  res.writeHead(status, headers.flat());
+  const flat: string[] = [];
+  for (const [k, v] of headers) flat.push(k, asLatin1(v));
+  flat.push('content-length', String(Buffer.byteLength(body)));
+  res.writeHead(status, flat);
   res.end(body);
+}
+
+/** The answer when mapping or answering failed unexpectedly: a deny with a stable code, never an allow. */
+function unavailable(res: ServerResponse): void {
+  if (res.headersSent) return void res.destroy();
+  const deny = denyHttp(new AuthError('auth.backend_unavailable'), false, undefined);
+  answer(res, deny.status, deny.headers.map(([k, v]) => [k, v]), deny.body);
 }
 
 function denyBodyHeader(wanted: boolean, headers: Headers, body: string): void {
@@ -99,16 +114,13 @@ export async function startHttpAuthzServer(opts: HttpAuthzOptions): Promise<Http
     // Only a forward-auth call's own URL is the proxy's configuration; in Envoy style it is the client's.
     const forwardAuth = req.headers['x-forwarded-uri'] !== undefined || req.headers['x-original-uri'] !== undefined;
     const bodyInHeader = forwardAuth && wantsBodyHeader(req.url);
-    opts.check(parts).then(
-      (d) => respond(res, d, { bodyInHeader, envoy: !forwardAuth }),
-      (err: unknown) => {
-        // CheckFn never rejects; if it ever does, the answer is still a deny.
+    opts.check(parts)
+      .then((d) => respond(res, d, { bodyInHeader, envoy: !forwardAuth }))
+      .catch((err: unknown) => {
+        // CheckFn never rejects and respond only writes; if either ever throws, still a deny.
         opts.logger.error({ err: (err as Error)?.message }, 'http authz check failed');
-        if (res.headersSent) return;
-        const deny = denyHttp(new AuthError('auth.backend_unavailable'), false, undefined);
-        answer(res, deny.status, deny.headers.map(([k, v]) => [k, v]), deny.body);
-      },
-    );
+        unavailable(res);
+      });
   };
   const server = createServer(handle);
   // A proxy may forward a WebSocket handshake as is (Caddy does): decide it like any request and
