@@ -32,12 +32,14 @@ export interface HttpAuthzBenchResult {
   readonly interfaceRps: number;
   /** interfaceRps / bareRps; target >= 0.85. */
   readonly ratio: number;
-  /** Server CPU per answered call (utime+stime from /proc, warm-up included), µs. */
+  /** Server CPU per answered call in the measured window (utime+stime from /proc), µs. */
   readonly bareCpuUs: number;
   readonly interfaceCpuUs: number;
   readonly nginx?: { readonly upstreamOnlyRps: number; readonly withAuthRequestRps: number } | undefined;
 }
 
+/** h2load prints this when the warm-up ends and the measured window begins. */
+const MEASURE_START = 'Main benchmark duration is started';
 const SECRET = `bench-http-${randomBytes(16).toString('hex')}`;
 const URI = '/api/workflows/1';
 
@@ -47,14 +49,18 @@ interface Target {
 }
 
 /** h2load over HTTP/1.1; every answer must be a 2xx or the figure means nothing. */
-async function h2loadH1(t: Target, conns: number, seconds: number, warmup: number): Promise<number> {
+async function h2loadH1(t: Target, conns: number, seconds: number, warmup: number, onMeasureStart: () => void): Promise<number> {
   const args = ['--h1', '-c', String(conns), '-m', '1', '-t', '1', '-D', `${Math.round(seconds * 1000)}ms`, '--warm-up-time', `${Math.round(warmup * 1000)}ms`];
   for (const [k, v] of Object.entries(t.headers)) args.push('-H', `${k}: ${v}`);
   const [cmd, full] = pinned(LOAD_CORE, 'h2load', [...args, t.url]);
   const out = await new Promise<string>((resolve, reject) => {
     const child = track(spawn(cmd, full, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let text = '';
-    child.stdout!.on('data', (b: Buffer) => (text += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => {
+      const had = text.includes(MEASURE_START);
+      text += b.toString();
+      if (!had && text.includes(MEASURE_START)) onMeasureStart();
+    });
     child.stderr!.on('data', (b: Buffer) => (text += b.toString()));
     child.once('error', reject);
     child.once('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`h2load exited ${code}: ${text}`))));
@@ -66,7 +72,7 @@ async function h2loadH1(t: Target, conns: number, seconds: number, warmup: numbe
 }
 
 /** Fallback generator: `conns` keep-alive loops for `seconds` (costs more per call than h2load). */
-async function nodeLoad(t: Target, conns: number, seconds: number, warmup: number): Promise<number> {
+async function nodeLoad(t: Target, conns: number, seconds: number, warmup: number, onMeasureStart: () => void): Promise<number> {
   const agent = new Agent({ keepAlive: true, maxSockets: conns });
   const one = (): Promise<void> => new Promise((resolve, reject) => {
     const req = request(t.url, { agent, headers: t.headers }, (res) => {
@@ -79,7 +85,10 @@ async function nodeLoad(t: Target, conns: number, seconds: number, warmup: numbe
   let counting = false;
   let done = 0;
   const stopAt = Date.now() + (warmup + seconds) * 1000;
-  setTimeout(() => (counting = true), warmup * 1000).unref();
+  setTimeout(() => {
+    counting = true;
+    onMeasureStart();
+  }, warmup * 1000).unref();
   const start = Date.now() + warmup * 1000;
   await Promise.all(Array.from({ length: conns }, async () => {
     while (Date.now() < stopAt) {
@@ -149,9 +158,9 @@ export async function benchHttpAuthz(opts: HttpAuthzBenchOptions = {}): Promise<
 
     // Best throughput of the repeats; CPU per call from the same best repeat.
     const timed = async (t: Target, pid: number): Promise<{ rps: number; cpu: number }> => {
-      const c0 = cpuUs(pid);
-      const rps = await load(t, conns, seconds, warmup);
-      return { rps, cpu: (cpuUs(pid) - c0) / (rps * (seconds + warmup)) };
+      let c0 = NaN;
+      const rps = await load(t, conns, seconds, warmup, () => (c0 = cpuUs(pid)));
+      return { rps, cpu: (cpuUs(pid) - c0) / (rps * seconds) };
     };
     let b = { rps: 0, cpu: 0 };
     let s = { rps: 0, cpu: 0 };
@@ -175,8 +184,8 @@ export async function benchHttpAuthz(opts: HttpAuthzBenchOptions = {}): Promise<
       let upstreamOnlyRps = 0;
       let withAuthRequestRps = 0;
       for (let i = 0; i < repeats; i++) {
-        upstreamOnlyRps = Math.max(upstreamOnlyRps, await load(via(noAuth.port), conns, seconds, warmup));
-        withAuthRequestRps = Math.max(withAuthRequestRps, await load(via(withAuth.port), conns, seconds, warmup));
+        upstreamOnlyRps = Math.max(upstreamOnlyRps, await load(via(noAuth.port), conns, seconds, warmup, () => undefined));
+        withAuthRequestRps = Math.max(withAuthRequestRps, await load(via(withAuth.port), conns, seconds, warmup, () => undefined));
       }
       nginx = { upstreamOnlyRps, withAuthRequestRps };
     }
