@@ -37,6 +37,17 @@ describe('HTTP authorization interface', async () => {
     assert.equal(write.headers['www-authenticate'], 'Bearer error="insufficient_scope"');
   });
 
+  test('a call counts in the same metrics as a gRPC Check', async () => {
+    const count = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${t.app.httpPort}/metrics`)).text();
+      return Number(/^orcheo_authz_checks_total\{decision="deny",code="auth.missing_token"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await count();
+    await call(port, '/check', { 'x-forwarded-uri': '/api/workflows' });
+    await t.client.check({ path: '/api/workflows' });
+    assert.equal(await count(), before + 2);
+  });
+
   test('Envoy http_service style: the call\'s own method and path', async () => {
     assert.equal((await call(port, '/api/workflows/1', auth)).status, 200);
     const post = await call(port, '/api/workflows/1', auth, 'POST', 'ignored body');

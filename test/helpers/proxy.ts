@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -51,11 +51,24 @@ export async function startEcho(): Promise<EchoUpstream> {
   };
 }
 
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The proxy's binary, or undefined with the reason a test skips. */
 export function proxyBinary(name: 'nginx' | 'caddy'): { bin?: string; skip?: string } {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin'])) {
     const p = join(dir, name);
-    if (dir && existsSync(p)) return { bin: p };
+    if (!dir || !existsSync(p)) continue;
+    // Debian's nginx has compiled-in temp paths under /var/lib/nginx that the shipped config does not
+    // move; as a user who cannot write there, nginx refuses to start.
+    if (name === 'nginx' && !writable('/var/lib/nginx')) return { skip: 'nginx needs a writable /var/lib/nginx (run as root, as CI does)' };
+    return { bin: p };
   }
   return { skip: `${name} not installed (apt-get install ${name}; .ci/run does)` };
 }
