@@ -78,7 +78,9 @@ describe('deploy/traefik', () => {
 
   it('the router applies the middleware; static config loads the dynamic file on the entry point', () => {
     const router = dyn.http.routers.app;
-    assert.deepEqual(router.middlewares, ['orcheo-authz']);
+    assert.deepEqual(router.middlewares, ['drop-original-headers', 'orcheo-authz'], 'client X-Original-* removed before ForwardAuth');
+    const drop = dyn.http.middlewares['drop-original-headers'].headers.customRequestHeaders;
+    assert.deepEqual(drop, { 'X-Original-Uri': '', 'X-Original-Method': '' }, 'an empty value removes the header in Traefik');
     assert.ok(dyn.http.services[router.service], `service ${router.service}`);
     for (const ep of router.entryPoints) assert.ok(stat.entryPoints[ep], `entry point ${ep}`);
     const compose = loadYaml('docker-compose.yml');

@@ -70,6 +70,24 @@ describe('HTTP authorization interface', async () => {
     }
     const method = await call(port, '/check', { ...auth, 'x-forwarded-uri': '/api', 'x-forwarded-method': 'G(T' });
     assert.equal(method.status, 400);
+    const disagree = await call(port, '/check', { ...auth, 'x-forwarded-uri': '/api/workflows/1', 'x-original-uri': '/public' });
+    assert.equal(disagree.status, 400, 'two spellings that disagree: neither is believed');
+    assert.match(json(disagree).message!, /disagree/);
+    const methods = await call(port, '/check', { ...auth, 'x-forwarded-uri': '/x', 'x-forwarded-method': 'POST', 'x-original-method': 'GET' });
+    assert.equal(methods.status, 400);
+    assert.equal((await call(port, '/check', { ...auth, 'x-forwarded-uri': '/x', 'x-original-uri': '/x' })).status, 200, 'agreeing spellings are fine');
+  });
+
+  test('a forwarded URI sent twice is a 400 (over a bare socket)', async () => {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => s.end(`GET /check HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${BOOT}\r\nx-forwarded-uri: /api/workflows/1\r\nx-forwarded-uri: /public\r\nconnection: close\r\n\r\n`));
+      let out = '';
+      s.on('data', (c) => (out += c.toString()));
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    });
+    assert.match(reply, /^HTTP\/1\.1 400 /);
+    assert.match(reply, /x-forwarded-uri sent more than once/);
   });
 
   test('a raw control character in the forwarded URI is a 400 (sent over a bare socket)', async () => {

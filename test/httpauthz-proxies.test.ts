@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestApp } from './helpers/app';
 import { sign } from './helpers/jwks-server';
-import { call, proxyBinary, startCaddy, startEcho, startNginx, type EchoUpstream, type HttpAnswer, type ProxyProcess } from './helpers/proxy';
+import { call, DEPLOY, proxyBinary, startCaddy, startEcho, startNginx, type EchoUpstream, type HttpAnswer, type ProxyProcess } from './helpers/proxy';
 import { freePort } from './helpers/redis-server';
 
 const BOOT = 'boot-strap-token-for-proxy-tests';
@@ -50,6 +51,8 @@ describe('real proxies in front of the HTTP authorization interface', async () =
       ORCHEO_AUTH_JWT_SECRET: SECRET,
       ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '2',
       ORCHEO_AUTH_TRUSTED_PROXIES: '127.0.0.1',
+      // The shipped example policy: the built-in rules plus a public /healthz (a spoofing target).
+      ORCHEO_AUTH_POLICY_FILE: join(DEPLOY, 'policy', 'policy.yaml'),
     }, 'embedded');
     echo = await startEcho();
   });
@@ -91,6 +94,18 @@ describe('real proxies in front of the HTTP authorization interface', async () =
         // nginx can overwrite named headers only; Caddy deletes every client x-orcheo-* (deploy/README.md).
         assert.equal(h['x-orcheo-extra'], opts.stripsOtherOrcheoHeaders ? undefined : 'spoof');
         assert.ok(!h['x-orcheo-identity'], `no assertion configured: the header is absent or empty, got ${JSON.stringify(h['x-orcheo-identity'])}`);
+      });
+
+      test('a client\'s own forwarding headers never choose what is checked', async () => {
+        assert.equal((await call(proxy.port, '/healthz')).status, 200, 'control: /healthz is public');
+        const spoof = { 'x-forwarded-uri': '/healthz', 'x-original-uri': '/healthz', 'x-forwarded-method': 'GET', 'x-original-method': 'GET' };
+        const before = echo.seen.length;
+        const r = await call(proxy.port, '/api/workflows/1', spoof);
+        assert.equal(r.status, 401, r.body);
+        // A JWT of its own: the 403 counts against this identity's failure window.
+        const write = await call(proxy.port, '/api/workflows/1', { ...bearer(await jwt(`${name}-dave`, 'workflows:read')), ...spoof }, 'POST');
+        assert.equal(write.status, 403, 'checked as the POST it is, not the GET the client claimed');
+        assert.equal(echo.seen.length, before);
       });
 
       test('scope denial: 403 with the service\'s code', async () => {

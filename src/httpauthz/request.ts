@@ -27,15 +27,30 @@ export interface ParseOptions {
   readonly clientIp: string;
 }
 
+/** The headers that say what is checked: each must come once, and the two spellings must agree. */
+const SINGLE = new Set(['x-forwarded-uri', 'x-original-uri', 'x-forwarded-method', 'x-original-method', 'x-forwarded-host']);
+
 /** Repeated headers joined with commas, as the gRPC side does; names lower-cased. */
 function headerMap(raw: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i]!.toLowerCase();
     const prev = out.get(k);
+    if (prev !== undefined && SINGLE.has(k)) throw new BadAuthzRequest(`${k} sent more than once`);
     out.set(k, prev === undefined ? raw[i + 1]! : `${prev},${raw[i + 1]!}`);
   }
   return out;
+}
+
+/**
+ * One of two spellings. Both present and different is refused: a proxy sets one of them, and a
+ * client copy of the other that slipped through must not get to choose what is checked.
+ */
+function either(all: ReadonlyMap<string, string>, a: string, b: string): string | undefined {
+  const x = all.get(a);
+  const y = all.get(b);
+  if (x !== undefined && y !== undefined && x !== y) throw new BadAuthzRequest(`${a} and ${b} disagree`);
+  return x ?? y;
 }
 
 // Control characters and spaces have no place in a request target; a proxy that forwards one is
@@ -73,10 +88,10 @@ export function toRequestParts(req: IncomingMessage, opts: ParseOptions): Reques
   const all = headerMap(req.rawHeaders);
   const headers = new Map<string, string>();
   for (const [k, v] of all) if (!CALL_HEADERS.has(k)) headers.set(k, v);
-  const uri = all.get('x-forwarded-uri') ?? all.get('x-original-uri');
+  const uri = either(all, 'x-forwarded-uri', 'x-original-uri');
   const target = req.url ?? '/';
   if (uri !== undefined) {
-    const method = all.get('x-forwarded-method') ?? all.get('x-original-method') ?? 'GET';
+    const method = either(all, 'x-forwarded-method', 'x-original-method') ?? 'GET';
     if (!METHOD.test(method)) throw new BadAuthzRequest('forwarded method is not an HTTP method token');
     const host = all.get('x-forwarded-host');
     if (host !== undefined) {
