@@ -12,6 +12,7 @@ import { CodedError } from './errors/api';
 import { startGrpcServer, type GrpcServer } from './grpc/server';
 import { grpcServerCredentials } from './grpc/tls';
 import { startHttpServer, type Route } from './admin/http-server';
+import { startHttpAuthzServer, type HttpAuthzServer } from './httpauthz/server';
 import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import type { AdminDeps } from './admin/routes';
@@ -41,6 +42,8 @@ const LOAD_WATCH_MS = 100;
 export interface App {
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The HTTP authorization interface's port; 0 when `ORCHEO_AUTH_HTTP_AUTHZ_ADDR=off`. */
+  readonly httpAuthzPort: number;
   readonly db: Db;
   readonly index: TokenIndex;
   readonly metrics: Metrics;
@@ -164,6 +167,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   // Export the limiter backend from the start (the Redis one reports 'redis' once connected).
   if (limiter && !cfg.redisUrl?.trim()) metrics.setLimiterBackend('memory');
 
+  let httpAuthz: HttpAuthzServer | undefined;
   let draining = false;
   let loadWatch: NodeJS.Timeout | undefined;
   const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
@@ -185,6 +189,9 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const app: App = {
     grpcPort: grpcServer.port,
     httpPort: http.port,
+    get httpAuthzPort() {
+      return httpAuthz?.port ?? 0;
+    },
     db,
     index,
     metrics,
@@ -201,6 +208,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       if (loadWatch) clearInterval(loadWatch);
       await grpcServer.shutdown(graceMs);
       await http.close();
+      await httpAuthz?.close();
       policy.close();
       index.stop();
       tokenFeed.stop();
@@ -213,6 +221,16 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     },
   };
 
+  const authzAddr = cfg.httpAuthz.addr;
+  if (authzAddr) {
+    try {
+      httpAuthz = await startHttpAuthzServer({ ...authzAddr, check: timedCheck, pathPrefix: cfg.httpAuthz.pathPrefix, clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops), logger });
+    } catch (err) {
+      await app.stop(0).catch(() => undefined);
+      throw new Error(`cannot listen on ORCHEO_AUTH_HTTP_AUTHZ_ADDR ${authzAddr.host}:${authzAddr.port}: ${(err as Error).message}`);
+    }
+  }
+  const authzLine = authzAddr ? `${authzAddr.host}:${httpAuthz!.port}` : 'off';
   if (jwt) void jwt.ready();
   // Health says SERVING only once the index has loaded: before that "unknown token" means nothing,
   // and an unset mode enforces. A later store outage keeps it SERVING (cached tokens still decide).
@@ -234,9 +252,9 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const limitsLine = describeLimits(cfg.rateLimit);
   // `msg` stays exactly "orcheo-authz serving" (spawn helpers and the soak runner read it); the
   // operator's one-line summary is `summary`.
-  const summary = `grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}${index.isLoaded ? '' : ' (health NOT_SERVING until the token store loads)'}; mode ${mode()}: ${why}; ${limitsLine}`;
+  const summary = `grpc ${cfg.grpc.host}:${grpcServer.port}, http ${cfg.http.host}:${http.port}${index.isLoaded ? '' : ' (health NOT_SERVING until the token store loads)'}, http authz ${authzLine}; mode ${mode()}: ${why}; ${limitsLine}`;
   logger.info(
-    { grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, mode: mode(), mode_reason: why, rate_limits: limitsLine, store: db.kind, policy: policy.policy.origin, tokens: index.size, serving: index.isLoaded, summary },
+    { grpc: `${cfg.grpc.host}:${grpcServer.port}`, http: `${cfg.http.host}:${http.port}`, http_authz: authzLine, mode: mode(), mode_reason: why, rate_limits: limitsLine, store: db.kind, policy: policy.policy.origin, tokens: index.size, serving: index.isLoaded, summary },
     'orcheo-authz serving',
   );
   return app;

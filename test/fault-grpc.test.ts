@@ -53,7 +53,7 @@ process.once('exit', () => {
 async function startChild(env: Record<string, string>): Promise<Child> {
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const proc = spawn(process.execPath, ['--expose-gc', SERVER_JS], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ORCHEO_AUTH_GRPC_ADDR: `127.0.0.1:${grpcPort}`, ORCHEO_AUTH_HTTP_ADDR: `127.0.0.1:${httpPort}`, LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ORCHEO_AUTH_GRPC_ADDR: `127.0.0.1:${grpcPort}`, ORCHEO_AUTH_HTTP_ADDR: `127.0.0.1:${httpPort}`, ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(proc);

@@ -44,7 +44,7 @@ describe('hot path: zero backend round trips in steady state', async () => {
       const logger = createLogger('warn', { write: () => undefined });
       const cfg = loadConfig({
         ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
-        ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0',
+        ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0',
         ORCHEO_AUTH_MODE: 'required',
         ORCHEO_AUTH_DATABASE_URL: schema.url,
         ORCHEO_AUTH_REDIS_URL: redisUrl,

@@ -28,6 +28,7 @@ test('the README token walkthrough, run verbatim, ends with `orcheo token list` 
   const env = baseEnv(home.dir, {
     PATH: `${bin}:${process.env.PATH}`,
     ORCHEO_AUTH_HTTP_ADDR: `127.0.0.1:${port}`,
+    ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0',
     ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
     ORCHEO_API_URL: `http://127.0.0.1:${port}`,
   });

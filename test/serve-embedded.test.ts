@@ -33,6 +33,7 @@ test('`serve` on the embedded store with only Node: bootstrap allowed, no token 
       ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT,
       ORCHEO_AUTH_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
       ORCHEO_AUTH_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+      ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -13,7 +13,7 @@ test('serve with an unreachable Postgres names ORCHEO_AUTH_DATABASE_URL and the 
     const r = await runCli(['serve'], {
       ORCHEO_AUTH_DATABASE_URL: `postgres://orcheo:hunter2-secret@127.0.0.1:${port}/orcheo`,
       ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
-      ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0',
+      ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0',
     }, { home: home.dir });
     const out = r.stdout + r.stderr;
     assert.notEqual(r.code, 0, out);

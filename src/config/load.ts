@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
-import { addr, bool, cidrs, instant, int, list, num, oneOf, Problems, raw, str, url, type Env } from './parse';
+import { addr, bool, cidrs, instant, int, list, num, oneOf, optionalAddr, pathPrefix, Problems, raw, str, url, type Env } from './parse';
 import { isClusterUrl, parseClusterUrl } from '../ratelimit/redis-client';
 import type { AssertionConfig, AuthMode, Config, JwtConfig, TlsFiles } from './types';
 import { readKeyFile } from '../assertion/key-file';
@@ -137,6 +137,7 @@ export function loadConfig(env: Env = process.env): Config {
   const cfg = {
     grpc: { ...addr(env, 'ORCHEO_AUTH_GRPC_ADDR', p, '0.0.0.0:9191'), tls: tls(env, 'ORCHEO_AUTH_GRPC_TLS', p, true) },
     http: { ...addr(env, 'ORCHEO_AUTH_HTTP_ADDR', p, '0.0.0.0:8181'), tls: tls(env, 'ORCHEO_AUTH_HTTP_TLS', p, false) },
+    httpAuthz: Object.freeze({ addr: optionalAddr(env, 'ORCHEO_AUTH_HTTP_AUTHZ_ADDR', p, '0.0.0.0:9192'), pathPrefix: pathPrefix(env, 'ORCHEO_AUTH_HTTP_AUTHZ_PATH_PREFIX', p) }),
     mode,
     dbPath: raw(env, 'ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH') ?? join(homedir(), '.orcheo', 'authz-db'),
     autoMigrate: bool(env, 'ORCHEO_AUTH_AUTO_MIGRATE', p, true),

@@ -125,6 +125,26 @@ export function addr(env: Env, name: string, p: Problems, def: string): HostPort
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/** Like addr, but `off` (any case) disables the listener: undefined. */
+export function optionalAddr(env: Env, name: string, p: Problems, def: string): HostPort | undefined {
+  return raw(env, name)?.toLowerCase() === 'off' ? undefined : addr(env, name, p, def);
+}
+
+/**
+ * A URL path prefix (`/authz`): empty, or `/` followed by path characters, no trailing `/`, no
+ * query, fragment, percent sign or control character, so stripping it from a request path is a
+ * plain string comparison.
+ */
+export function pathPrefix(env: Env, name: string, p: Problems): string {
+  const v = raw(env, name);
+  if (v === undefined) return '';
+  if (v.length > 256 || !/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(v)) {
+    p.add(name, `expected a path prefix such as /authz (no trailing slash, query or percent-encoding), got ${JSON.stringify(v.slice(0, 60))}`);
+    return '';
+  }
+  return v;
+}
+
 /** ISO 8601 timestamp or UNIX seconds → epoch milliseconds. */
 export function instant(env: Env, name: string, p: Problems): number | undefined {
   const v = raw(env, name);

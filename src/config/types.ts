@@ -60,6 +60,8 @@ export interface AssertionConfig {
 export interface Config {
   readonly grpc: HostPort & { readonly tls?: TlsFiles | undefined };
   readonly http: HostPort & { readonly tls?: TlsFiles | undefined };
+  /** The HTTP authorization interface; `addr` undefined when `ORCHEO_AUTH_HTTP_AUTHZ_ADDR=off`. */
+  readonly httpAuthz: { readonly addr: HostPort | undefined; readonly pathPrefix: string };
   /** Explicit mode, or undefined: optional that enforces once any credential source exists. */
   readonly mode: AuthMode | undefined;
   /** Non-enumerable when set (may carry a password). */

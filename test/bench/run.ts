@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { assertReply, checkFrame, jwtPayload, rawCheck, signHs256, type Expectation } from './frames';
 import { describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtures, type Fixtures } from './fixtures';
 import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
+import { benchHttpAuthz, formatHttpAuthz } from './http-authz';
 import { runNodeLoad, type LoadResult } from './node-load';
 import { printHotspots } from './profile';
 import { benchAssertions, formatAssertionBench } from './assertion';
@@ -183,6 +184,8 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadavg()[0] }, results })}`);
   if (CPU_PROF) printHotspots(CPU_PROF);
   if (!ONLY || ONLY.test('assertion')) console.log(`\n${formatAssertionBench(await benchAssertions())}`);
+  // The HTTP authorization interface has its own bare node:http baseline (test/bench/http-authz.ts).
+  if (!ONLY || ONLY.test('http authz')) console.log(`\n${formatHttpAuthz(await benchHttpAuthz({ seconds: SECONDS, warmupSeconds: WARMUP, connections: CONNS, repeats: REPEATS }), CONNS)}`);
 }
 
 if (process.env['NODE_TEST_CONTEXT']) {

@@ -84,7 +84,7 @@ async function launch(label: string, nodeArgs: string[], env: NodeJS.ProcessEnv,
  */
 export function startService(env: Record<string, string>, logDir: string, name: string, cpuProfDir?: string): Promise<Proc> {
   const nodeArgs = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []), MAIN_JS, 'serve'];
-  const full = baseEnv(logDir, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env });
+  const full = baseEnv(logDir, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env });
   return launch(`service (${name})`, nodeArgs, full, join(logDir, `${name}.log`), (log) => {
     for (const line of log.split('\n')) {
       if (!line.includes('orcheo-authz serving')) continue;

@@ -31,7 +31,7 @@ export async function startTestApp(env: Record<string, string> = {}, store: 'pg'
   const schema = usePg ? existing ?? (await createTestSchema()) : undefined;
   const cfg = loadConfig({
     ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
-    ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0',
+    ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0',
     ...(schema ? { ORCHEO_AUTH_DATABASE_URL: schema.url } : { ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://' }),
     LOG_LEVEL: 'debug',
     ...env,

@@ -48,7 +48,7 @@ export async function startServer(env: Record<string, string | undefined>, opts:
   // Readiness is read from the "orcheo-authz serving" info line.
   if (env.LOG_LEVEL && !['info', 'debug', 'trace'].includes(env.LOG_LEVEL)) throw new Error('startServer needs LOG_LEVEL info or lower');
   const child = spawn(process.execPath, [MAIN_JS, 'serve'], {
-    env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
+    env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

@@ -70,7 +70,7 @@ interface Service {
 /** Spawns `serve`; reads its JSON log as it comes (never buffering it all), ports from "serving". */
 async function startService(env: Record<string, string>, home: string): Promise<Service> {
   const child = spawn(process.execPath, [MAIN_JS, 'serve'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8', ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const svc: Service = {
