@@ -40,14 +40,25 @@ export class TokenChangeFeed {
   private channel: string | undefined;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
-  private delay = RETRY_MIN_MS;
+  private delay: number;
+  private readonly retryMinMs: number;
+  private readonly retryMaxMs: number;
   private listening = false;
   /** Notifications received for this schema (for tests and metrics). */
   received = 0;
   /** Milliseconds from the write to this instance's index update, for the last notification. */
   lastLagMs: number | undefined;
 
-  constructor(private readonly db: Db, private readonly index: TokenIndex, private readonly logger: Logger) {}
+  constructor(
+    private readonly db: Db,
+    private readonly index: TokenIndex,
+    private readonly logger: Logger,
+    opts: { retryMinMs?: number | undefined; retryMaxMs?: number | undefined } = {},
+  ) {
+    this.retryMinMs = opts.retryMinMs ?? RETRY_MIN_MS;
+    this.retryMaxMs = opts.retryMaxMs ?? RETRY_MAX_MS;
+    this.delay = this.retryMinMs;
+  }
 
   get isListening(): boolean {
     return this.listening;
@@ -86,13 +97,13 @@ export class TokenChangeFeed {
       this.retry = undefined;
       this.subscribe().then(
         () => {
-          this.delay = RETRY_MIN_MS;
+          this.delay = this.retryMinMs;
           this.logger.info('listening for token changes');
           // Anything written before the subscription was missed.
           this.onReconnect();
         },
         (err: unknown) => {
-          this.delay = Math.min(this.delay * 2, RETRY_MAX_MS);
+          this.delay = Math.min(this.delay * 2, this.retryMaxMs);
           this.logger.debug({ err: (err as Error).message }, 'token change subscription failed; retrying');
           this.scheduleRetry();
         },

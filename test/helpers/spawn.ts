@@ -2,15 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { reap } from './reaper';
 
 /** The built entry point (both bins): dist/src/main.js, seen from dist/test/helpers. */
 export const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
 
-/** Children still running when the test process exits (a failed assertion skipped stop()) die with it. */
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
 
 /** A clean environment: nothing ORCHEO_* leaks in from the developer's shell. */
 export function baseEnv(home: string, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -51,13 +47,12 @@ export async function startServer(env: Record<string, string | undefined>, opts:
     env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  running.add(child);
+  reap(child);
   let out = '';
   let exited: number | null | undefined;
   const exitP = new Promise<number | null>((res) =>
     child.once('exit', (code) => {
       exited = code;
-      running.delete(child);
       res(code);
     }),
   );
@@ -126,7 +121,7 @@ export interface CliResult {
 export function runCli(args: string[], env: Record<string, string | undefined>, opts: { home: string; script?: string; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [opts.script ?? MAIN_JS, ...args], { env: baseEnv(opts.home, env), stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
+    reap(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
@@ -138,7 +133,6 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
-      running.delete(child);
       resolveRun({ code, stdout, stderr });
     });
   });
@@ -178,4 +172,4 @@ export async function adminRequest<T = any>(
 }
 
 /** A loopback port nothing listens on (bound, then released): the same as a free port. */
-export { freePort as closedPort } from './redis-server';
+export { freePort as closedPort } from './wait';
