@@ -9,13 +9,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { startTestApp } from './helpers/app';
 import { deniedBody, deniedHeaders, deniedStatus, okHeaders, type CheckResult } from './helpers/grpc-client';
-import { RedisServerProcess } from './helpers/redis-server';
+import { RedisServerProcess, redisServerSkipReason } from './helpers/redis-server';
 
 const BOOT = 'bootstrap-secret-for-tests-0123456789';
 const LIMIT = 5;
 
 test('Redis killed under load: Checks keep answering fast, failures keep counting in-process, Redis used again once back', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip('redis-server binary not found at /usr/bin/redis-server');
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const redis = await RedisServerProcess.start();
   t.after(() => redis.destroy());
   const app = await startTestApp(

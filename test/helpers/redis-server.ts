@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
+import { clusterKeyPrefix } from '../../src/ratelimit/redis';
 import { reap } from './reaper';
 import { freePort } from './wait';
 
@@ -70,6 +71,14 @@ export async function deleteKeysMatching(url: string, pattern: string): Promise<
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * Deletes the windows a limiter with `keyPrefix` wrote. The limiter hash-tags the prefix
+ * (`{stem}:`), so a plain `${keyPrefix}*` pattern would match none of them.
+ */
+export function deleteLimiterKeys(url: string, keyPrefix: string): Promise<number> {
+  return deleteKeysMatching(url, `${clusterKeyPrefix(keyPrefix).replace(/[{}]/g, '\\$&')}*`);
 }
 
 /** A dedicated, throw-away redis-server (no persistence) that a test may kill and start again on the same port. */

@@ -35,15 +35,25 @@ export interface ServerProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+export interface StartServerOptions {
+  readonly home?: string;
+  readonly timeoutMs?: number;
+  /** Another entry point (e.g. dist/test/soak/server.js) that prints the same "serving" line; default `main.js serve`. */
+  readonly script?: string;
+  readonly nodeArgs?: readonly string[];
+}
+
 /**
- * Spawns `node dist/src/main.js serve` on OS-chosen loopback ports and waits until it logs
- * "orcheo-authz serving" (which carries the bound ports).
+ * Spawns `node dist/src/main.js serve` (or opts.script) on OS-chosen loopback ports and waits until
+ * it logs "orcheo-authz serving" (which carries the bound ports): the one way tests start the
+ * service in a child process, so no test picks a port another process may take first.
  */
-export async function startServer(env: Record<string, string | undefined>, opts: { home?: string; timeoutMs?: number } = {}): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string | undefined>, opts: StartServerOptions = {}): Promise<ServerProcess> {
   const home = opts.home ?? tmpdir();
-  // Readiness is read from the "orcheo-authz serving" info line.
-  if (env.LOG_LEVEL && !['info', 'debug', 'trace'].includes(env.LOG_LEVEL)) throw new Error('startServer needs LOG_LEVEL info or lower');
-  const child = spawn(process.execPath, [MAIN_JS, 'serve'], {
+  // Readiness is read from the "orcheo-authz serving" info line (the soak server prints it at any level).
+  if (!opts.script && env.LOG_LEVEL && !['info', 'debug', 'trace'].includes(env.LOG_LEVEL)) throw new Error('startServer needs LOG_LEVEL info or lower');
+  const args = opts.script ? [...(opts.nodeArgs ?? []), opts.script] : [...(opts.nodeArgs ?? []), MAIN_JS, 'serve'];
+  const child = spawn(process.execPath, args, {
     env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
