@@ -8,10 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createJwtAuthenticator, type JwtAuthenticator, type JwtOptions } from '../src/authn/jwt';
 import type { AuthnResult } from '../src/authn/types';
-import {
-  epochSeconds, jwksOf, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer,
-  type JwksServer, type TestKey,
-} from './helpers/jwks-server';
+import { codeOf, epochSeconds, jwksOf, type JwksServer, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer, type TestKey } from './helpers/jwks-server';
 
 let server: JwksServer;
 let k1: TestKey;
@@ -47,7 +44,6 @@ async function make(o: Partial<JwtOptions> = {}): Promise<JwtAuthenticator> {
 /** A distinct token each call (jti), so the verified-token cache never hides a key lookup. */
 const tokenFor = (key: TestKey, kid: string = key.kid): Promise<string> =>
   sign({ sub: 'user', jti: randomUUID(), exp: epochSeconds(clock.now()) + 3600 }, key, { kid });
-const codeOf = (r: AuthnResult): string => (r.kind === 'rejected' ? r.error.code : r.kind);
 const auth = async (a: JwtAuthenticator, token: string): Promise<string> => codeOf(await a.authenticate(token, clock.now()));
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {

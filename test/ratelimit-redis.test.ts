@@ -7,7 +7,7 @@ import { createRateLimiter, type RateLimiter } from '../src/ratelimit';
 import { clusterKeyPrefix } from '../src/ratelimit/redis';
 import type { LimitQuery } from '../src/ratelimit/types';
 import { pollUntil } from './helpers/wait';
-import { deleteLimiterKeys, SHARED_REDIS_URL, sharedRedisSkipReason, testPrefix, untilBackend } from './helpers/redis-server';
+import { deleteLimiterKeys, SHARED_REDIS_URL, sharedRedisSkipReason, testPrefix, untilBackend, failure as fail } from './helpers/redis-server';
 
 const silent = pino({ level: 'silent' });
 
@@ -33,7 +33,6 @@ async function setup(t: TestContext, name: string, intervalSeconds: number, coun
   return { limiters, l: limiters[0]!, inspector, tag };
 }
 
-const fail = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 const blocked = async (l: RateLimiter, qs: LimitQuery[]) => (await l.evaluate(qs)).map((v) => v.blocked);
 
 test('per-IP and per-identity limits, keys hash-tagged, prefixed and expiring', async (t) => {

@@ -4,11 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createRateLimiter, LimiterUnavailableError, type RateLimiter } from '../src/ratelimit';
-import type { LimitQuery } from '../src/ratelimit/types';
-import { RedisServerProcess, redisServerSkipReason } from './helpers/redis-server';
+import { RedisServerProcess, redisServerSkipReason, failure as fail } from './helpers/redis-server';
 import { freePort } from './helpers/wait';
 
-const fail = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 
 /** A pino logger whose JSON lines land in an array, so tests can assert what was logged (and what was not). */
 function captureLogger() {

@@ -9,7 +9,7 @@ test('`serve` on the embedded store with only Node: bootstrap allowed, no token 
   const home = tempHome();
   t.after(() => home.remove());
   // Ports chosen by the OS and read back from the "serving" line: no port another process may hold.
-  const server = await startServer({ ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT }, { home: home.dir, timeoutMs: 60_000 });
+  const server = await startServer({ ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT }, { home: home.dir });
   t.after(() => server.stop());
   const client = new AuthzClient(server.grpcPort);
   t.after(() => client.close());

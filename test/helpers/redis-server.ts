@@ -6,6 +6,7 @@ import { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { clusterKeyPrefix } from '../../src/ratelimit/redis';
+import type { LimitQuery } from '../../src/ratelimit/types';
 import { reap } from './reaper';
 import { freePort } from './wait';
 
@@ -31,6 +32,9 @@ export function redisServerSkipReason(): string | undefined {
 }
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** A failed attempt counted against `key` with `limit`. */
+export const failure = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 
 /** True when something answers PING at host:port within timeoutMs. Never throws, leaves no socket open. */
 export function redisReachable(port = 6379, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {

@@ -67,7 +67,9 @@ export async function startServer(env: Record<string, string | undefined>, opts:
     }),
   );
   const ready = new Promise<{ grpc: number; http: number }>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server not ready within ${opts.timeoutMs ?? 30000} ms:\n${out}`)), opts.timeoutMs ?? 30000);
+    // A watchdog, not a measurement: the embedded store's WASM start alone takes seconds on a busy machine.
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    const timer = setTimeout(() => reject(new Error(`server not ready within ${timeoutMs} ms:\n${out}`)), timeoutMs);
     const onData = (buf: Buffer): void => {
       out += buf.toString('utf8');
       for (const line of out.split('\n')) {
