@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export { sleep };
@@ -30,18 +31,38 @@ export function median(values: readonly number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
 }
 
-/**
- * A loopback port nothing listens on (bound, then released). Only for "nothing answers here":
- * a server a test starts binds port 0 itself and reports the port, since another process may take a
- * released port before the child binds it.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Where the OS picks ports for `listen(0)` (Linux default when /proc is not readable). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    // not Linux
+  }
+  return [32768, 60999];
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A loopback port nothing listens on now, for a child that binds it by number (a redis-server, a
+ * Prometheus) or for "nothing answers here". It is taken below the OS's ephemeral range, so no
+ * server another test starts on port 0 can be handed it meanwhile (the classic free-port race, and
+ * its inverse: a "closed" port that a parallel test's server now answers on). A server of our own
+ * binds port 0 and reports the port instead.
+ */
+export async function freePort(): Promise<number> {
+  const [lo] = ephemeralRange();
+  const base = Math.max(1024, lo - 12_000);
+  for (let i = 0; i < 50; i++) {
+    const port = base + Math.floor(Math.random() * (lo - base));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no bindable loopback port in ${base}..${lo - 1}`);
 }
