@@ -66,3 +66,19 @@ export async function freePort(): Promise<number> {
   }
   throw new Error(`no bindable loopback port in ${base}..${lo - 1}`);
 }
+
+/**
+ * `p`, or a failure naming `what` once `ms` have passed: a watchdog for "this must not wait for X",
+ * where X (a slow provider, a held packet) takes far longer than `ms`. The timer is cleared either way.
+ */
+export async function watchdog<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const fired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, fired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
