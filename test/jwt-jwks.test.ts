@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createJwtAuthenticator, type JwtAuthenticator, type JwtOptions } from '../src/authn/jwt';
 import type { AuthnResult } from '../src/authn/types';
-import { watchdog } from './helpers/wait';
+import { pollUntil, watchdog } from './helpers/wait';
 import { codeOf, epochSeconds, jwksOf, type JwksServer, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer, type TestKey } from './helpers/jwks-server';
 
 let server: JwksServer;
@@ -48,11 +48,7 @@ const tokenFor = (key: TestKey, kid: string = key.kid): Promise<string> =>
 const auth = async (a: JwtAuthenticator, token: string): Promise<string> => codeOf(await a.authenticate(token, clock.now()));
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await pollUntil(what, cond, { timeoutMs, everyMs: 5 });
   await new Promise((r) => setImmediate(r)); // let the fetch's continuation settle
 }
 

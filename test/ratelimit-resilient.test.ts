@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createRateLimiter, LimiterUnavailableError, type RateLimiter } from '../src/ratelimit';
 import { RedisServerProcess, redisServerSkipReason, failure as fail } from './helpers/redis-server';
-import { freePort } from './helpers/wait';
+import { freePort, pollUntil } from './helpers/wait';
 
 
 /** A pino logger whose JSON lines land in an array, so tests can assert what was logged (and what was not). */
@@ -15,14 +15,7 @@ function captureLogger() {
   return { logger, lines, at: (level: number) => lines.filter((l) => l.level === level) };
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 8000): Promise<number> {
-  const start = performance.now();
-  while (!cond()) {
-    if (performance.now() - start > timeoutMs) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-  return performance.now() - start;
-}
+const waitFor = async (what: string, cond: () => boolean, timeoutMs = 8000): Promise<number> => (await pollUntil(what, cond, { timeoutMs, everyMs: 20 })).ms;
 
 /** Awaits p and reports how long it took (a diagnostic, not an assertion: timing varies by machine). */
 async function timed<T>(t: TestContext, label: string, p: Promise<T>): Promise<T> {

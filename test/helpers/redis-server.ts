@@ -8,7 +8,7 @@ import Redis from 'ioredis';
 import { clusterKeyPrefix } from '../../src/ratelimit/redis';
 import type { LimitQuery } from '../../src/ratelimit/types';
 import { reap } from './reaper';
-import { freePort } from './wait';
+import { freePort, pollUntil } from './wait';
 
 export { freePort };
 
@@ -230,9 +230,5 @@ export class RedisServerProcess {
 
 /** Resolves once limiter.backend() reports 'redis' (startup connects asynchronously); rejects after timeoutMs. */
 export async function untilBackend(limiter: { backend: () => string }, want: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (limiter.backend() !== want) {
-    if (Date.now() > deadline) throw new Error(`backend() stayed ${limiter.backend()}, expected ${want}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil(`backend() ${want} (is ${limiter.backend()})`, () => limiter.backend() === want, { timeoutMs, everyMs: 10 });
 }
