@@ -25,7 +25,8 @@ import { checkRequest } from './helpers/grpc-client';
 import { jwksOf, makeKey, sign, startJwksServer, type JwksServer } from './helpers/jwks-server';
 import { reap } from './helpers/reaper';
 import { startServer, type ServerProcess } from './helpers/spawn';
-import { decodeCheckResponse, encodeCheckRequest, type LoadBody } from './soak/load';
+import { decodeCheckResponse, encodeCheckRequest } from './helpers/check-codec';
+import type { LoadBody } from './soak/load';
 import type { DebugStats } from './soak/server';
 
 const SERVER_JS = join(__dirname, 'soak', 'server.js');

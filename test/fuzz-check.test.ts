@@ -16,7 +16,7 @@ import { startTestApp, type TestApp } from './helpers/app';
 import { readRequest } from './helpers/check-oracle';
 import { b64url, requests, type Generated, type Secrets } from './helpers/check-requests';
 import { checkRequest, deniedBody, deniedHeaders, deniedStatus, okHeaders, type CheckResult } from './helpers/grpc-client';
-import { decodeCheckResponse, encodeCheckRequest } from './soak/load';
+import { decodeCheckResponse, encodeCheckRequest } from './helpers/check-codec';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
