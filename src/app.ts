@@ -39,6 +39,28 @@ import { startAssertions, type Assertions } from './assertion';
 /** How often start checks whether the background sync has loaded the index (health flips then). */
 const LOAD_WATCH_MS = 100;
 
+/**
+ * Timer periods, each defaulting to its production value when unset. Tests shorten them instead of
+ * waiting seconds of real time for a staleness bound, a flush or a backoff.
+ */
+export interface AppIntervals {
+  /** Token index poll for changed rows (default 1000). */
+  readonly indexPollMs?: number;
+  /** Without a successful sync for this long, an unknown token is 503 (default 10000). */
+  readonly staleAfterMs?: number;
+  /** Usage and audit counter flush (default 5000). */
+  readonly flushMs?: number;
+  /** LISTEN re-subscription backoff, doubling from min to max (default 200..5000). */
+  readonly feedRetryMinMs?: number;
+  readonly feedRetryMaxMs?: number;
+  /** JWKS: wait after a failed fetch (default 5000), unknown-kid refetch cooldown (30000), max-age floor (5000). */
+  readonly jwksBackoffMs?: number;
+  readonly jwksCooldownMs?: number;
+  readonly jwksMinTtlMs?: number;
+  /** How often start checks whether the index has loaded (default 100). */
+  readonly loadWatchMs?: number;
+}
+
 export interface App {
   readonly grpcPort: number;
   readonly httpPort: number;
@@ -69,10 +91,12 @@ export interface AppOptions {
   readonly db?: Db | undefined;
   /** Extra HTTP routes (the admin API registers here). */
   readonly routes?: (deps: AdminDeps) => readonly Route[];
+  readonly intervals?: AppIntervals;
 }
 
 export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const { logger } = opts;
+  const iv = opts.intervals ?? {};
   const metrics = new Metrics();
   const policy = new PolicySource(cfg.policyFile ? loadPolicyFile(cfg.policyFile) : BUILTIN_POLICY, cfg.policyFile, logger);
   policy.watch();
@@ -87,7 +111,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       throw err instanceof StoreUnavailableError ? new StoreUnavailableError(msg, { cause: err }) : new CodedError('store.migration_failed', msg, { cause: err });
     }
   }
-  const index = new TokenIndex(db, logger);
+  const index = new TokenIndex(db, logger, { pollIntervalMs: iv.indexPollMs, maxStalenessMs: iv.staleAfterMs });
   try {
     await index.resync();
   } catch (err) {
@@ -95,11 +119,11 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     logger.error({ err: (err as Error).message, store: describeStore(cfg) }, 'token store unreachable at start; retrying in the background');
   }
   index.start();
-  const usage = new UsageRecorder(db, logger);
+  const usage = new UsageRecorder(db, logger, iv.flushMs);
   usage.start();
-  const audit = new AuditRecorder(db, logger);
+  const audit = new AuditRecorder(db, logger, iv.flushMs);
   audit.start();
-  const tokenFeed = new TokenChangeFeed(db, index, logger);
+  const tokenFeed = new TokenChangeFeed(db, index, logger, { retryMinMs: iv.feedRetryMinMs, retryMaxMs: iv.feedRetryMaxMs });
   await tokenFeed.start();
   const assertions = cfg.assertion.enabled ? await startAssertions(cfg.assertion, { db, index, feed: tokenFeed, logger }) : undefined;
 
@@ -116,7 +140,10 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     ));
   }
   kinds.push(withKeyNamespace('service_token', createServiceTokenAuthenticator(index)));
-  const jwt: JwtAuthenticator | undefined = createJwtAuthenticator({ ...cfg.jwt, secret: cfg.jwt.secret }, { logger });
+  const jwt: JwtAuthenticator | undefined = createJwtAuthenticator({ ...cfg.jwt, secret: cfg.jwt.secret }, {
+    logger,
+    intervals: { backoffMs: iv.jwksBackoffMs, cooldownMs: iv.jwksCooldownMs, minTtlMs: iv.jwksMinTtlMs },
+  });
   if (jwt) kinds.push(withKeyNamespace('jwt', jwt));
 
   const limitsOn = cfg.rateLimit.ip > 0 || cfg.rateLimit.identity > 0;
@@ -245,7 +272,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       loadWatch = undefined;
       markServing();
       logger.info({ mode: mode(), tokens: index.size }, 'token index loaded; serving');
-    }, LOAD_WATCH_MS);
+    }, iv.loadWatchMs ?? LOAD_WATCH_MS);
     loadWatch.unref();
   }
   const why = describeMode(cfg.mode, { staticSources, loaded: index.isLoaded, tokens: index.size });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { startTestApp } from './helpers/app';
+import { startTestApp, TEST_INTERVALS } from './helpers/app';
 import { deniedBody, deniedHeaders, deniedStatus, okHeaders } from './helpers/grpc-client';
 import { jwksOf, makeKey, sign, startJwksServer } from './helpers/jwks-server';
 
@@ -42,7 +42,7 @@ describe('JWTs through Check', () => {
     }
   });
 
-  test('provider down and an unknown kid → 503 auth.key_unavailable with retry-after', async () => {
+  test('provider down and an unknown kid → 503 auth.key_unavailable with retry-after', async (tc) => {
     const key = await makeKey('ES256', 'k1');
     const idp = await startJwksServer(jwksOf(key));
     idp.setDown('status');
@@ -62,7 +62,7 @@ describe('JWTs through Check', () => {
         ok = await t.client.check({ path: '/other', headers: { authorization: `Bearer ${tok}` } });
       }
       assert.equal(okHeaders(ok)['x-orcheo-subject'], 'u', 'recovers once the provider answers');
-      console.log(`# recovered after ${Date.now() - upAt} ms`);
+      tc.diagnostic(`recovered after ${Date.now() - upAt} ms (JWKS failure backoff ${TEST_INTERVALS.jwksBackoffMs} ms)`);
     } finally {
       await t.stop();
       await idp.close();

@@ -3,7 +3,6 @@
  * outage: the service reaches Postgres only through a TCP proxy the test cuts and restores.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadPackageDefinition } from '../src/grpc/descriptors';
@@ -11,6 +10,7 @@ import { startTestApp, type TestApp } from './helpers/app';
 import { deniedBody, deniedStatus } from './helpers/grpc-client';
 import { createTestSchema, pgReachable, PG_SKIP_REASON, type TestSchema } from './helpers/pg';
 import { startTcpProxy, viaProxy, type TcpProxy } from './helpers/tcp-proxy';
+import { pollUntil } from './helpers/wait';
 
 const UNKNOWN = 'q7bX3kP0vN9mZ2rT5wY8aC1dF4gH6jL0sU3eI7oR2nB'; // service-token shaped, in no store
 
@@ -32,13 +32,7 @@ async function readyz(port: number): Promise<number> {
   return (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
 }
 
-async function until(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    assert.ok(Date.now() < end, `timed out waiting for: ${what}`);
-    await sleep(100);
-  }
-}
+const until = async (what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> => void (await pollUntil(what, cond, { timeoutMs, everyMs: 50 }));
 
 describe('store unreachable at start, then up, then down again', async () => {
   const reachable = await pgReachable();

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { closedPort } from './helpers/spawn';
 import { describe, it } from 'node:test';
 import {
   allContainers,
@@ -218,22 +219,25 @@ describe('Dockerfile and .dockerignore', () => {
     return cmd;
   };
 
+  /** Runs the HEALTHCHECK command with ORCHEO_AUTH_HTTP_ADDR = addr(port) (unset when addr returns undefined). */
+  const runCmd = (addr: string | undefined): Promise<number | null> => {
+    const env = { ...process.env };
+    delete env.ORCHEO_AUTH_HTTP_ADDR;
+    if (addr !== undefined) env.ORCHEO_AUTH_HTTP_ADDR = addr;
+    return new Promise((resolve) => spawn(process.execPath, healthcheck().slice(1), { env, stdio: 'ignore' }).on('exit', (code) => resolve(code)));
+  };
+
   /** Runs the HEALTHCHECK command against a local HTTP server answering /healthz with `status`. */
-  async function runHealthcheck(status: number): Promise<{ code: number | null; paths: string[] }> {
+  async function runHealthcheck(status: number, opts: { port?: number; addr?: (port: number) => string | undefined } = {}): Promise<{ code: number | null; paths: string[] }> {
     const paths: string[] = [];
     const server = http.createServer((req, res) => {
       paths.push(req.url ?? '');
       res.writeHead(req.url === '/healthz' ? status : 404).end();
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(opts.port ?? 0, '127.0.0.1', resolve));
     const port = (server.address() as AddressInfo).port;
     try {
-      const cmd = healthcheck();
-      const child = await new Promise<number | null>((resolve) => {
-        const p = spawn(process.execPath, cmd.slice(1), { env: { ...process.env, ORCHEO_AUTH_HTTP_ADDR: `0.0.0.0:${port}` }, stdio: 'ignore' });
-        p.on('exit', (code) => resolve(code));
-      });
-      return { code: child, paths };
+      return { code: await runCmd((opts.addr ?? ((p) => `0.0.0.0:${p}`))(port)), paths };
     } finally {
       server.close();
     }
@@ -247,13 +251,23 @@ describe('Dockerfile and .dockerignore', () => {
     assert.equal(bad.code, 1);
   });
 
-  it('HEALTHCHECK defaults to port 8181', () => {
-    const cmd = healthcheck();
-    assert.ok(cmd.join(' ').includes('8181'));
-    // with nothing listening on the port it must fail, not hang
-    const env = { ...process.env, ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:1' };
-    const r = spawnSync(process.execPath, cmd.slice(1), { env, timeout: 10_000 });
-    assert.equal(r.status, 1);
+  it('HEALTHCHECK defaults to port 8181 (variable unset, or an address without a port)', async (t) => {
+    for (const addr of [() => undefined, () => '0.0.0.0:']) {
+      let r: { code: number | null; paths: string[] };
+      try {
+        r = await runHealthcheck(200, { port: 8181, addr });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return t.skip('port 8181 is in use on this machine');
+        throw err;
+      }
+      assert.equal(r.code, 0, `ORCHEO_AUTH_HTTP_ADDR=${addr() ?? '(unset)'}`);
+      assert.deepEqual(r.paths, ['/healthz']);
+    }
+  });
+
+  it('HEALTHCHECK fails, not hangs, when nothing listens on the port', async () => {
+    const port = await closedPort();
+    assert.equal(await runCmd(`127.0.0.1:${port}`), 1);
   });
 
   it('.dockerignore keeps secrets, local builds and node_modules out of the context', () => {

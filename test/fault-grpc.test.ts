@@ -13,7 +13,7 @@
  * on a connection of its own rather than left as noise in the other phases.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,63 +23,42 @@ import * as grpc from '@grpc/grpc-js';
 import { AUTHZ_V3 } from '../src/grpc/descriptors';
 import { checkRequest } from './helpers/grpc-client';
 import { jwksOf, makeKey, sign, startJwksServer, type JwksServer } from './helpers/jwks-server';
-import { freePort } from './helpers/redis-server';
-import { decodeCheckResponse, encodeCheckRequest, type LoadBody } from './soak/load';
+import { reap } from './helpers/reaper';
+import { startServer, type ServerProcess } from './helpers/spawn';
+import { decodeCheckResponse, encodeCheckRequest } from './helpers/check-codec';
+import type { LoadBody } from './soak/load';
 import type { DebugStats } from './soak/server';
 
 const SERVER_JS = join(__dirname, 'soak', 'server.js');
 const LOAD_JS = join(__dirname, 'soak', 'load.js');
 const BOOT = 'bootstrap-secret-for-tests-0123456789';
 const METHOD = `/${AUTHZ_V3}/Check`;
-/** How long an RS256 Check waits inside the server for the hung JWKS fetch. */
-const JWKS_TIMEOUT_S = 5;
+/** How long an RS256 Check waits inside the server for the hung JWKS fetch: past every client's deadline or cancel (<= 1.5 s). */
+const JWKS_TIMEOUT_S = 3;
+/** The service's wait after a failed JWKS fetch (production: 5 s). */
+const JWKS_BACKOFF_MS = 1000;
 
-interface Child {
-  readonly proc: ChildProcess;
-  readonly grpcPort: number;
-  readonly httpPort: number;
-  readonly errorLines: string[];
+/** Lines the server logged at error level or above, or that are not JSON (a crash trace). */
+function errorLines(logs: string): string[] {
+  return logs.split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return ((JSON.parse(line) as { level?: number }).level ?? 0) >= 50;
+    } catch {
+      return true;
+    }
+  });
 }
 
-const children = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
 /**
- * Starts the service with --expose-gc on free loopback ports, LOG_LEVEL=warn (a deny is logged at
- * info: 20,000 of them would only measure the log pipe); resolves once /healthz answers.
+ * The service with --expose-gc on OS-chosen loopback ports, LOG_LEVEL=warn (a deny is logged at
+ * info: 20,000 of them would only measure the log pipe), short JWKS backoff.
  */
-async function startChild(env: Record<string, string>): Promise<Child> {
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const proc = spawn(process.execPath, ['--expose-gc', SERVER_JS], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ORCHEO_AUTH_GRPC_ADDR: `127.0.0.1:${grpcPort}`, ORCHEO_AUTH_HTTP_ADDR: `127.0.0.1:${httpPort}`, ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(proc);
-  proc.once('exit', () => children.delete(proc));
-  const child: Child = { proc, grpcPort, httpPort, errorLines: [] };
-  for (const s of [proc.stdout!, proc.stderr!]) {
-    createInterface({ input: s }).on('line', (line) => {
-      try {
-        if (((JSON.parse(line) as { level?: number }).level ?? 0) < 50) return;
-      } catch {
-        // not JSON: a crash trace
-      }
-      child.errorLines.push(line);
-    });
-  }
-  const until = Date.now() + 30_000;
-  for (;;) {
-    assert.equal(proc.exitCode, null, `server exited: ${child.errorLines.join('\n')}`);
-    try {
-      if ((await httpGet(httpPort, '/healthz')).includes('ok')) return child;
-    } catch {
-      // not listening yet
-    }
-    assert.ok(Date.now() < until, 'server not ready in 30 s');
-    await sleep(100);
-  }
+function startChild(env: Record<string, string>): Promise<ServerProcess> {
+  return startServer(
+    { LOG_LEVEL: 'warn', ORCHEO_TEST_INTERVALS: JSON.stringify({ jwksBackoffMs: JWKS_BACKOFF_MS }), ...env },
+    { script: SERVER_JS, nodeArgs: ['--expose-gc'] },
+  );
 }
 
 /** GET without keep-alive, so the measuring connection itself is not a handle in the server. */
@@ -162,20 +141,21 @@ const tally = (rs: readonly CallResult[]): Record<string, number> => {
 };
 
 describe('gRPC faults against the service in a child process', () => {
-  let server: Child;
+  let server: ServerProcess;
   let jwks: JwksServer;
   let allowBody: Buffer;
   let denyBody: Buffer;
   let rsBody: Buffer;
   let loadBodies: LoadBody[];
   let baseline: Snapshot;
+  let warmUp: Record<string, number>;
   let startedAt = 0;
   const open: grpc.Client[] = [];
 
   before(async () => {
     const k1 = await makeKey('RS256', 'k1');
     jwks = await startJwksServer(jwksOf(k1));
-    // The startup fetch fails at once (connection reset), which starts the 5 s failure backoff; the
+    // The startup fetch fails at once (connection reset), which starts the failure backoff; the
     // abandoned-Checks test then makes the provider hang and its first RS256 Check opens a fetch.
     jwks.setDown('reset');
     allowBody = encodeCheckRequest(checkRequest({ path: '/api/workflows', headers: { authorization: `Bearer ${BOOT}`, 'x-orcheo-subject': 'spoof' } }));
@@ -192,18 +172,17 @@ describe('gRPC faults against the service in a child process', () => {
       ORCHEO_AUTH_JWKS_URL: jwks.jwksUrl,
       ORCHEO_AUTH_JWKS_TIMEOUT: String(JWKS_TIMEOUT_S),
     });
-    startedAt = Date.now(); // the startup fetch failed just before the service answered /healthz
+    startedAt = Date.now(); // the startup fetch failed just before the service announced itself
+    // Warm-up and the baseline the last test compares with, taken here so any test can run alone.
+    const cs = Array.from({ length: 4 }, () => channel(server.grpcPort));
+    warmUp = tally(await Promise.all(Array.from({ length: 1000 }, (_, i) => call(cs[i % 4]!, i % 2 ? allowBody : denyBody, Date.now() + 10_000))));
+    cs.forEach((c) => c.close());
+    baseline = await settled(server.httpPort);
   });
 
   after(async () => {
     for (const c of open) c.close();
-    if (server && server.proc.exitCode === null) {
-      const exited = new Promise((r) => server.proc.once('exit', r));
-      server.proc.kill('SIGTERM');
-      const t = setTimeout(() => server.proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await server?.stop(5000);
     await jwks?.close();
   });
 
@@ -229,18 +208,14 @@ describe('gRPC faults against the service in a child process', () => {
   };
   const GOAWAY = /Session closed with error code 2|RST_STREAM with code 2/;
 
-  test('baseline after warm-up (no client connected)', async (tc) => {
-    const cs = connections(tc, 4);
-    const rs = await Promise.all(Array.from({ length: 1000 }, (_, i) => call(cs[i % 4]!, i % 2 ? allowBody : denyBody, Date.now() + 10_000)));
-    assert.deepEqual(tally(rs), { allow: 500, 'deny auth.invalid_token': 500 });
-    cs.forEach((c) => c.close());
-    baseline = await settled(server.httpPort);
+  test('baseline after warm-up (no client connected)', (tc) => {
+    assert.deepEqual(warmUp, { allow: 500, 'deny auth.invalid_token': 500 });
     tc.diagnostic(`baseline: heap used ${(baseline.stats.memory.heapUsed / 1e6).toFixed(1)} MB (metrics ${(baseline.heapUsed / 1e6).toFixed(1)}), handles ${baseline.stats.handles} (metrics ${baseline.handles}), resources ${JSON.stringify(baseline.stats.resources)}`);
   });
 
   test('Checks pending in the server abandoned by their clients: deadlines, cancels, a 1,200-reset burst on one connection', async (tc) => {
     // Past the failure backoff of the startup fetch, so the first RS256 Check opens a new (hung) fetch.
-    await sleep(Math.max(0, startedAt + 5500 - Date.now()));
+    await sleep(Math.max(0, startedAt + JWKS_BACKOFF_MS + 500 - Date.now()));
     jwks.setDown(false);
     jwks.setDelay(30_000);
     const before = await keyUnavailableCount();
@@ -318,8 +293,7 @@ describe('gRPC faults against the service in a child process', () => {
   test('clients SIGKILLed with up to 1,000 calls in flight', async (tc) => {
     for (let round = 0; round < 2; round++) {
       const cfg = { port: server.grpcPort, bodies: loadBodies, concurrency: 1000, durationMs: 20_000, channels: 2 };
-      const proc = spawn(process.execPath, [LOAD_JS, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      children.add(proc);
+      const proc = reap(spawn(process.execPath, [LOAD_JS, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] }));
       const exited = new Promise<NodeJS.Signals | null>((r) => proc.once('exit', (_code, sig) => r(sig)));
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('load generator never started')), 10_000);
@@ -333,14 +307,13 @@ describe('gRPC faults against the service in a child process', () => {
       await sleep(150 + round * 150);
       proc.kill('SIGKILL');
       assert.equal(await exited, 'SIGKILL');
-      children.delete(proc);
       assert.equal((await stillAnswering(allowBody)).allowed, true, `answering after kill ${round + 1}`);
     }
     tc.diagnostic('2 load generators killed mid-flight');
   });
 
   test('afterwards: back to the baseline after GC (heap, handles, sockets), nothing logged at error level', async (tc) => {
-    assert.equal(server.proc.exitCode, null, 'server alive');
+    assert.equal(server.child.exitCode, null, 'server alive');
     const cs = connections(tc, 4);
     const probe = await Promise.all(Array.from({ length: 100 }, (_, i) => call(cs[i % 4]!, i % 2 ? allowBody : denyBody, Date.now() + 5000)));
     assert.deepEqual(tally(probe), { allow: 50, 'deny auth.invalid_token': 50 });
@@ -356,6 +329,6 @@ describe('gRPC faults against the service in a child process', () => {
     assert.ok((now.stats.resources.TCPSocketWrap ?? 0) <= (baseline.stats.resources.TCPSocketWrap ?? 0), 'no TCP socket left behind');
     assert.ok(growth < 8 * 1024 * 1024, `heap grew ${(growth / 1e6).toFixed(2)} MB over ~20,000 faulted calls`);
     assert.ok(now.heapUsed < baseline.heapUsed + 8 * 1024 * 1024, 'heap per /metrics');
-    assert.deepEqual(server.errorLines, [], 'nothing logged at error level');
+    assert.deepEqual(errorLines(server.logs()), [], 'nothing logged at error level');
   });
 });

@@ -14,8 +14,16 @@ import { startTestApp, type TestApp } from './helpers/app';
 import { deniedBody, deniedHeaders, deniedStatus, okHeaders, type CheckResult } from './helpers/grpc-client';
 import { createTestSchema, pgReachable, PG_SKIP_REASON, type TestSchema } from './helpers/pg';
 import { startTcpProxy, viaProxy, type TcpProxy } from './helpers/tcp-proxy';
+import { pollUntil } from './helpers/wait';
 
 const UNKNOWN = 'q7bX3kP0vN9mZ2rT5wY8aC1dF4gH6jL0sU3eI7oR2nB'; // service-token shaped, in no store
+/**
+ * Index timers for this file: a slow store's sync (a few round trips of SLOW_MS each) must stay well
+ * inside the staleness bound, while the cut phase waits for the bound once.
+ */
+const POLL_MS = 200;
+const STALE_MS = 3000;
+const SLOW_MS = 100;
 const UNKNOWN_JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl';
 
 function queryable(c: Client): Queryable {
@@ -66,10 +74,14 @@ describe('Postgres down, slow and back (through a TCP proxy)', async () => {
     direct = new Client({ connectionString: schema.url });
     await direct.connect();
     proxy = await startTcpProxy({ port: Number(new URL(schema.url).port || 5432), host: new URL(schema.url).hostname });
-    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_DATABASE_URL: viaProxy(schema.url, proxy) }, 'pg', schema);
+    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_DATABASE_URL: viaProxy(schema.url, proxy) }, 'pg', schema, {
+      // The production flush period: a flush in flight when the proxy cuts can commit while its
+      // client sees an error and merges the counts back (counted twice), a window short periods widen.
+      intervals: { indexPollMs: POLL_MS, staleAfterMs: STALE_MS, flushMs: 5000 },
+    });
     await mint('known');
-    // No NOTIFY from a direct insert: the index's 1 s poll must pick it up.
-    const until = Date.now() + 5000;
+    // No NOTIFY from a direct insert: the index's poll must pick it up.
+    const until = Date.now() + 10_000;
     while (!(await check(secrets.known!)).ok_response) {
       assert.ok(Date.now() < until, 'token written to Postgres never reached the index');
       await sleep(100);
@@ -91,23 +103,27 @@ describe('Postgres down, slow and back (through a TCP proxy)', async () => {
     assert.equal(deniedBody(r).code, 'auth.invalid_token');
   });
 
-  test('slow Postgres (1.5 s per packet): Checks never wait for the store', { skip }, async (tc) => {
-    proxy.delay(1500);
+  test('slow Postgres: Checks keep being decided from the index, and a slow store is not a stale index', { skip }, async (tc) => {
+    proxy.delay(SLOW_MS);
     maxLatencyMs = 0;
-    const until = Date.now() + 3000;
+    // Several staleness bounds' worth of polls, each a few slow round trips.
+    const syncsBefore = proxy.accepted();
+    const until = Date.now() + 2 * STALE_MS;
     while (Date.now() < until) {
       expectAllowed(await check(secrets.known!), 'known');
       assert.equal(deniedBody(await check(UNKNOWN)).code, 'auth.invalid_token', 'a slow store is not a stale index');
       await sleep(50);
     }
-    tc.diagnostic(`max Check latency with a 1.5 s Postgres: ${maxLatencyMs.toFixed(1)} ms`);
-    // A Check that touched the store would take at least one 3 s round trip.
-    assert.ok(maxLatencyMs < 1000, `Check latency ${maxLatencyMs.toFixed(1)} ms while Postgres was slow`);
+    assert.ok(t!.app.index.fresh, 'the index kept syncing through the slow store');
+    // That a Check never queries the store is counted, not timed, in hotpath.test.ts.
+    tc.diagnostic(`max Check latency with ${SLOW_MS} ms per packet: ${maxLatencyMs.toFixed(1)} ms; proxy connections ${syncsBefore} -> ${proxy.accepted()}`);
     proxy.restore();
   });
 
   let cutAt = 0;
   test('Postgres cut: indexed tokens still allowed; unknown tokens 503 auth.backend_unavailable once the index is stale', { skip }, async (tc) => {
+    // Fresh first: the slow phase may have left the last sync older than one poll.
+    await pollUntil('index fresh before the cut', () => t!.app.index.staleMs < POLL_MS, { everyMs: 20 });
     proxy.cut();
     cutAt = Date.now();
     maxLatencyMs = 0;
@@ -117,7 +133,7 @@ describe('Postgres down, slow and back (through a TCP proxy)', async () => {
 
     let staleAfterMs: number | undefined;
     let last: CheckResult | undefined;
-    while (Date.now() - cutAt < 15_000) {
+    while (Date.now() - cutAt < 10 * STALE_MS) {
       expectAllowed(await check(secrets.known!), 'known');
       last = await check(UNKNOWN);
       const code = deniedBody(last).code;
@@ -129,9 +145,10 @@ describe('Postgres down, slow and back (through a TCP proxy)', async () => {
       assert.equal(code, 'auth.invalid_token');
       await sleep(250);
     }
-    assert.ok(staleAfterMs !== undefined, 'unknown token never got a 503 within 15 s of the cut');
-    tc.diagnostic(`unknown token answered 503 ${staleAfterMs} ms after the cut`);
-    assert.ok(staleAfterMs! <= 12_000, `503 only after ${staleAfterMs} ms (staleness bound 10 s + 1 s poll)`);
+    assert.ok(staleAfterMs !== undefined, `unknown token never got a 503 within ${10 * STALE_MS} ms of the cut`);
+    tc.diagnostic(`unknown token answered 503 ${staleAfterMs} ms after the cut (bound ${STALE_MS} ms, poll ${POLL_MS} ms)`);
+    // The last good sync was at most one poll before the cut: a slow machine can only delay the 503.
+    assert.ok(staleAfterMs! >= STALE_MS - POLL_MS, `503 after ${staleAfterMs} ms, before the staleness bound`);
     assert.equal(deniedStatus(last!), 503);
     assert.equal(last!.status.code, 14, 'gRPC UNAVAILABLE in CheckResponse.status');
     assert.ok(Number(deniedHeaders(last!)['retry-after']) >= 1, 'retry-after on a 503');
@@ -143,22 +160,20 @@ describe('Postgres down, slow and back (through a TCP proxy)', async () => {
     assert.equal(deniedBody(await check(UNKNOWN_JWT)).code, 'auth.invalid_token');
     assert.ok(proxy.refused() > 0, 'the service kept trying to reach Postgres');
     tc.diagnostic(`max Check latency during the outage: ${maxLatencyMs.toFixed(1)} ms`);
-    assert.ok(maxLatencyMs < 1000, `Check latency ${maxLatencyMs.toFixed(1)} ms during the outage`);
   });
 
-  test('restore: reconnects and resyncs within 5 s; the token created during the outage becomes usable', { skip }, async (tc) => {
+  test('restore: reconnects and resyncs; the token created during the outage becomes usable', { skip }, async (tc) => {
     assert.ok(cutAt > 0, 'outage phase ran');
     proxy.restore();
     const restoredAt = Date.now();
     let r = await check(secrets.late!);
-    while (!r.ok_response && Date.now() - restoredAt < 8000) {
+    while (!r.ok_response && Date.now() - restoredAt < 10 * STALE_MS) {
       await sleep(100);
       r = await check(secrets.late!);
     }
     const tookMs = Date.now() - restoredAt;
     tc.diagnostic(`token created during the outage usable ${tookMs} ms after recovery`);
     expectAllowed(r, 'late');
-    assert.ok(tookMs <= 5000, `resync took ${tookMs} ms`);
     assert.equal(deniedBody(await check(UNKNOWN)).code, 'auth.invalid_token', 'fresh index: unknown is invalid again');
     expectAllowed(await check(secrets.known!), 'known');
   });
@@ -166,8 +181,8 @@ describe('Postgres down, slow and back (through a TCP proxy)', async () => {
   test('usage and audit counters kept through the outage are written after recovery, none lost or doubled', { skip }, async (tc) => {
     const useCounts = async (): Promise<Record<string, number>> =>
       Object.fromEntries((await direct.query(`SELECT id, use_count FROM service_tokens`)).rows.map((row) => [row.id, Number(row.use_count)]));
-    // Written by the periodic flush after recovery (every 5 s), before any shutdown flush.
-    const until = Date.now() + 12_000;
+    // Written by the periodic flush after recovery, before any shutdown flush.
+    const until = Date.now() + 10 * STALE_MS;
     let counts = await useCounts();
     while (counts.known !== allowed.known && Date.now() < until) {
       await sleep(250);

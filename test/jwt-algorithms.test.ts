@@ -7,20 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import { base64url } from 'jose';
 import { createJwtAuthenticator, type JwtAuthenticator } from '../src/authn/jwt';
 import type { AuthnResult } from '../src/authn/types';
-import {
-  epochSeconds, jwksOf, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer,
-  type JwksServer, type TestKey,
-} from './helpers/jwks-server';
+import { codeOf, epochSeconds, jwksOf, type JwksServer, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer, type TestKey } from './helpers/jwks-server';
 
 const SECRET = 'an-hmac-secret-of-sixty-four-bytes-for-hs512-0123456789abcdefghij';
 const ALL = ['HS256', 'HS384', 'HS512', 'RS256', 'PS256', 'ES256', 'EdDSA'];
 const clock = manualClock();
 const claims = (): Record<string, unknown> => ({ sub: 'alice', exp: epochSeconds(clock.now()) + 300 });
 
-function codeOf(result: AuthnResult): string {
-  if (result.kind === 'rejected') return result.error.code;
-  return result.kind;
-}
 
 describe('algorithm families', () => {
   let server: JwksServer;

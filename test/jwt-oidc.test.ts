@@ -3,11 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createJwtAuthenticator, type JwtAuthenticator, type JwtOptions } from '../src/authn/jwt';
-import type { AuthnResult } from '../src/authn/types';
-import {
-  epochSeconds, jwksOf, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer,
-  type JwksServer, type TestKey,
-} from './helpers/jwks-server';
+import { codeOf, epochSeconds, jwksOf, type JwksServer, jwtOptions, makeKey, manualClock, sign, silentLogger, startJwksServer, type TestKey } from './helpers/jwks-server';
 
 let server: JwksServer;
 let other: JwksServer;
@@ -39,7 +35,6 @@ async function make(o: Partial<JwtOptions>): Promise<JwtAuthenticator> {
 }
 const tokenWith = (claims: Record<string, unknown>): Promise<string> =>
   sign({ sub: 'oidc-user', jti: randomUUID(), exp: epochSeconds(clock.now()) + 600, ...claims }, key);
-const codeOf = (r: AuthnResult): string => (r.kind === 'rejected' ? r.error.code : r.kind);
 
 describe('OIDC discovery', () => {
   it('uses the discovered jwks_uri and checks the discovered issuer', async () => {

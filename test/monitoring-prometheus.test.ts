@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from './helpers/app';
 import { repoPath } from './helpers/envoy-schema';
-import { freePort } from './helpers/redis-server';
+import { freePort } from './helpers/wait';
 import { missingBinary } from './helpers/monitoring';
 
 const PROMETHEUS = process.env.PROMETHEUS_BIN ?? '/usr/bin/prometheus';

@@ -11,6 +11,7 @@ import { applyContextExtensions, evaluatePolicy } from '../src/authz/policy';
 import { parsePolicy, PolicyError, PolicySource } from '../src/authz/policy-file';
 import { startTestApp } from './helpers/app';
 import { deniedBody, okHeaders } from './helpers/grpc-client';
+import { pollUntil } from './helpers/wait';
 
 describe('path patterns', () => {
   test('*, ** and {param}', () => {
@@ -153,10 +154,14 @@ default: { scopes: [nope] }
         r2 = await t.client.check({ path: '/api/x' });
       }
       assert.equal(okHeaders(r2)['x-orcheo-authenticated'], 'false', 'the swapped policy made /api/** public');
-      const source = new PolicySource(parsePolicy('rules: []', 'inline'), link, pino({ level: 'silent' }));
+      // A broken update seen by the running app's own watcher: refused (counted and logged), the
+      // policy in force stays.
+      const failures = async () => Number(/^orcheo_authz_policy_reload_failures_total (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${t.app.httpPort}/metrics`)).text())?.[1]);
+      assert.equal(await failures(), 0);
       writeFileSync(v2, 'rules: [');
-      assert.equal(source.reload(), false, 'a broken file is refused');
-      assert.equal(source.policy.origin, 'inline', 'the previous policy stays');
+      await pollUntil('the watcher refused the broken file', async () => (await failures()) >= 1, { everyMs: 50 });
+      assert.ok(t.logs.some((l) => l.includes('policy reload failed; keeping the previous policy')));
+      assert.equal(okHeaders(await t.client.check({ path: '/api/x' }))['x-orcheo-authenticated'], 'false', 'the previous (public) policy stays in force');
     } finally {
       await t.stop();
       rmSync(dir, { recursive: true, force: true });

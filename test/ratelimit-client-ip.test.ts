@@ -66,17 +66,74 @@ test('missing or unparseable source gives "unknown"', () => {
   assert.equal(resolveClientIp(SRC, '203.0.113.7', -1), SRC);
 });
 
-test('property: never throws; the answer is "unknown" or a canonical IP, and hops=0 is the source', () => {
-  const entry = fc.oneof(fc.ipV4(), fc.ipV6(), fc.string(), fc.ipV4().map((ip) => `${ip}:${80}`), fc.ipV6().map((ip) => `[${ip}]:443`));
+/**
+ * An independent model of the documented rule (not normalizeIp): an address with an optional port
+ * (`v4:port`, `[v6]:port`), IPv6 in RFC 5952 form as the WHATWG URL serializer writes it, an
+ * IPv4-mapped IPv6 address as the IPv4 one.
+ */
+function canonical(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  let s = raw.trim();
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s);
+  const v4port = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);
+  const port = bracketed?.[2] ?? v4port?.[2];
+  if (port !== undefined && Number(port) > 65535) return undefined;
+  if (bracketed) s = bracketed[1]!;
+  else if (v4port) s = v4port[1]!;
+  if (!bracketed && isIP(s) === 4) return s;
+  if (isIP(s) !== 6) return undefined;
+  let host: string;
+  try {
+    host = new URL(`http://[${s}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (!mapped) return host;
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+/** [source, xff entries right to left]: the entry at index hops, or the leftmost; a malformed choice is the source. */
+function expectedClientIp(src: string | undefined, xff: string | undefined, hops: number): string {
+  const source = canonical(src);
+  if (source === undefined) return 'unknown';
+  if (!(hops > 0) || xff === undefined) return source;
+  const chain = [src!, ...xff.split(',').reverse()];
+  return canonical(chain[Math.min(Math.floor(hops), chain.length - 1)]) ?? source;
+}
+
+/** The same address: IPv4 text as is, IPv6 compared in the URL serializer's RFC 5952 form (the key's notation is free). */
+function sameAddress(a: string, b: string): boolean {
+  if (isIP(a) === 4 || isIP(b) === 4) return a === b;
+  return isIP(a) === 6 && isIP(b) === 6 && new URL(`http://[${a}]/`).hostname === new URL(`http://[${b}]/`).hostname;
+}
+
+test('one key per address, whatever its notation; a key is its own key', () => {
+  const keys = ['::1:0', '::0.1.0.0', '0:0:0:0:0:0:1:0', '[::1:0]:443'].map((a) => resolveClientIp(a, undefined, 0));
+  assert.equal(new Set(keys).size, 1, JSON.stringify(keys));
+  assert.equal(resolveClientIp(keys[0], undefined, 0), keys[0]);
+});
+
+test('property: matches an independent model of the hop rule; never throws', () => {
+  const ipV6 = fc.ipV6();
+  const entry = fc.oneof(fc.ipV4(), ipV6, fc.string(), fc.ipV4().map((ip) => `${ip}:${80}`), ipV6.map((ip) => `[${ip}]:443`), fc.ipV4().map((ip) => `::ffff:${ip}`));
   fc.assert(
-    fc.property(fc.option(entry), fc.option(fc.array(entry).map((a) => a.join(','))), fc.integer({ min: -2, max: 8 }), (src, xff, hops) => {
+    fc.property(fc.option(entry), fc.option(fc.array(entry).map((a) => a.join(', '))), fc.integer({ min: -2, max: 8 }), (src, xff, hops) => {
       const ip = resolveClientIp(src ?? undefined, xff ?? undefined, hops);
-      assert.ok(ip === 'unknown' || isIP(ip) !== 0, ip);
-      if (ip !== 'unknown') assert.equal(normalizeIp(ip), ip); // idempotent: already canonical
-      if (hops <= 0) assert.equal(ip, normalizeIp(src ?? undefined) ?? 'unknown');
+      const want = expectedClientIp(src ?? undefined, xff ?? undefined, hops);
+      assert.ok(ip === want || (ip !== 'unknown' && want !== 'unknown' && sameAddress(ip, want)), `${ip} for source ${src}, xff ${xff}, hops ${hops}: expected ${want}`);
+      if (ip !== 'unknown') assert.equal(resolveClientIp(ip, undefined, 0), ip, 'a key is its own key');
     }),
-    { numRuns: 2000 },
+    { numRuns: 5000 },
   );
+});
+
+test('the model and the service agree on hand-picked canonical forms', () => {
+  for (const [raw, want] of [['2001:DB8:0:0:0:0:0:1', '2001:db8::1'], ['[::1]:8080', '::1'], ['::ffff:192.0.2.1', '192.0.2.1'], ['192.0.2.1:443', '192.0.2.1'], ['[192.0.2.1]:443', undefined], ['1.2.3.4:70000', undefined]] as const) {
+    assert.equal(canonical(raw), want, `model: ${raw}`);
+    assert.equal(resolveClientIp(raw, undefined, 0), want ?? 'unknown', `service: ${raw}`);
+  }
 });
 
 test('HTTP side: x-forwarded-for is read only when the TCP peer is a trusted proxy', async () => {

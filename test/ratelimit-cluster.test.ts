@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { createRateLimiter } from '../src/ratelimit';
 import { clusterKeyPrefix, SLIDING_LOG_LUA } from '../src/ratelimit/redis';
-import { RedisServerProcess, untilBackend } from './helpers/redis-server';
+import { RedisServerProcess, redisServerSkipReason, untilBackend } from './helpers/redis-server';
 import { loadConfig } from '../src/config/load';
 
 test('redis+cluster:// URL: one script over IP and identity keys works under CROSSSLOT rules', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip('redis-server binary not found on PATH');
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const server = await RedisServerProcess.start({ cluster: true });
   t.after(() => server.destroy());
   const node = server.nodeClient();
@@ -34,7 +35,8 @@ test('redis+cluster:// URL: one script over IP and identity keys works under CRO
 });
 
 test('a real 3-node Redis Cluster from a redis+cluster://a:1,b:2,c:3 URL that the configuration accepts', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip('redis-server binary not found on PATH');
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const cluster = await RedisServerProcess.startCluster(3);
   t.after(() => cluster.destroy());
   // Before the fix loadConfig refused this URL ("is not a valid URL"), although the client supports it.

@@ -6,14 +6,15 @@ import pino from 'pino';
 import { createRateLimiter, type RateLimiter } from '../src/ratelimit';
 import { clusterKeyPrefix } from '../src/ratelimit/redis';
 import type { LimitQuery } from '../src/ratelimit/types';
-import { deleteKeysMatching, redisReachable, SHARED_REDIS_URL, testPrefix, untilBackend } from './helpers/redis-server';
+import { pollUntil } from './helpers/wait';
+import { deleteLimiterKeys, SHARED_REDIS_URL, sharedRedisSkipReason, testPrefix, untilBackend, failure as fail } from './helpers/redis-server';
 
 const silent = pino({ level: 'silent' });
-const SKIP = 'Redis not reachable at 127.0.0.1:6379';
 
 /** A limiter on the shared Redis with its own prefix; the returned cleanup closes it and deletes its keys. */
 async function setup(t: TestContext, name: string, intervalSeconds: number, count = 1) {
-  if (!(await redisReachable())) return undefined;
+  const skip = await sharedRedisSkipReason();
+  if (skip) return void t.skip(skip);
   const keyPrefix = testPrefix(name);
   const limiters: RateLimiter[] = [];
   for (let i = 0; i < count; i++) {
@@ -24,7 +25,7 @@ async function setup(t: TestContext, name: string, intervalSeconds: number, coun
   t.after(async () => {
     await Promise.all(limiters.map((l) => l.close()));
     inspector.disconnect();
-    await deleteKeysMatching(SHARED_REDIS_URL, `${tag.replace(/[{}]/g, '\\$&')}*`);
+    await deleteLimiterKeys(SHARED_REDIS_URL, keyPrefix);
   });
   assert.equal(limiters[0]!.backend(), 'fallback'); // not connected yet
   // failClosed would answer 503 if a call beat the first connection by more than the command timeout
@@ -32,12 +33,11 @@ async function setup(t: TestContext, name: string, intervalSeconds: number, coun
   return { limiters, l: limiters[0]!, inspector, tag };
 }
 
-const fail = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 const blocked = async (l: RateLimiter, qs: LimitQuery[]) => (await l.evaluate(qs)).map((v) => v.blocked);
 
 test('per-IP and per-identity limits, keys hash-tagged, prefixed and expiring', async (t) => {
   const s = await setup(t, 'limits', 60);
-  if (!s) return t.skip(SKIP);
+  if (!s) return;
   const { l, inspector, tag } = s;
   for (let i = 0; i < 3; i++) assert.deepEqual(await blocked(l, [fail('ip:203.0.113.7', 3), fail('id:ci', 5)]), [false, false]);
   assert.equal(l.backend(), 'redis');
@@ -59,7 +59,7 @@ test('per-IP and per-identity limits, keys hash-tagged, prefixed and expiring', 
 
 test('a blocked answer records nothing on any key', async (t) => {
   const s = await setup(t, 'norecord', 60);
-  if (!s) return t.skip(SKIP);
+  if (!s) return;
   const { l, inspector, tag } = s;
   await l.evaluate([fail('ip:192.0.2.1', 1)]);
   const before = await inspector.zrange(`${tag}ip:192.0.2.1`, 0, -1, 'WITHSCORES');
@@ -73,24 +73,45 @@ test('a blocked answer records nothing on any key', async (t) => {
 
 test('retryAfter counts from the oldest failure; the window slides (2 s interval)', async (t) => {
   const s = await setup(t, 'slide', 2);
-  if (!s) return t.skip(SKIP);
+  if (!s) return;
   const { l } = s;
-  assert.deepEqual(await blocked(l, [fail('ip:192.0.2.2', 2)]), [false]);
-  await sleep(1200);
-  assert.deepEqual(await blocked(l, [fail('ip:192.0.2.2', 2)]), [false]);
-  const [v] = await l.evaluate([fail('ip:192.0.2.2', 2)]);
-  // oldest failure 1.2 s ago: 0.8 s left → 1, where "the interval" would say 2
-  assert.deepEqual(v, { blocked: true, retryAfterSeconds: 1 });
-  await sleep(900); // oldest left the window, the second is 0.9 s old
-  assert.deepEqual(await blocked(l, [fail('ip:192.0.2.2', 2)]), [false]);
-  assert.deepEqual(await blocked(l, [fail('ip:192.0.2.2', 2)]), [true]);
-  await sleep(2050);
-  assert.deepEqual(await blocked(l, [fail('ip:192.0.2.2', 2)]), [false]);
+  const INTERVAL = 2000;
+  // Redis stamps entries with its own clock (the same machine's): each call is bracketed by local
+  // instants, and what the window must say follows from those, not from how long a sleep took.
+  const timed = async (q: LimitQuery) => {
+    const t0 = Date.now();
+    const [v] = await l.evaluate([q]);
+    return { v: v!, t0, t1: Date.now() };
+  };
+  const first = await timed(fail('ip:192.0.2.2', 2));
+  assert.equal(first.v.blocked, false);
+  await sleep(1000);
+  const second = await timed(fail('ip:192.0.2.2', 2));
+  const third = await timed(fail('ip:192.0.2.2', 2));
+  t.diagnostic(`third call ${third.t1 - first.t0} ms after the first`);
+  assert.ok(third.t1 - first.t0 < INTERVAL, 'the machine stalled past the interval: nothing to check');
+  assert.equal(second.v.blocked, false);
+  assert.equal(third.v.blocked, true);
+  // Seconds left until the oldest entry leaves, rounded up: from the oldest, where "the interval" would say 2.
+  const lo = Math.ceil((first.t0 + INTERVAL - third.t1) / 1000);
+  const hi = Math.ceil((first.t1 + INTERVAL - third.t0) / 1000);
+  assert.ok(third.v.retryAfterSeconds! >= lo && third.v.retryAfterSeconds! <= hi && third.v.retryAfterSeconds! < 2, `retryAfter ${third.v.retryAfterSeconds}, expected ${lo}..${hi}`);
+
+  // The oldest left the window, the second is still in it: one more failure fits, then blocked.
+  await sleep(Math.max(0, first.t1 + INTERVAL + 100 - Date.now()));
+  const fourth = await timed(fail('ip:192.0.2.2', 2));
+  const fifth = await timed(fail('ip:192.0.2.2', 2));
+  assert.ok(fifth.t1 - second.t0 < INTERVAL, 'the machine stalled past the interval: nothing to check');
+  assert.equal(fourth.v.blocked, false);
+  assert.equal(fifth.v.blocked, true);
+  // Everything left the window.
+  await sleep(Math.max(0, fourth.t1 + INTERVAL + 100 - Date.now()));
+  assert.equal((await timed(fail('ip:192.0.2.2', 2))).v.blocked, false);
 });
 
 test('two limiter instances (two connections) share one window', async (t) => {
   const s = await setup(t, 'shared', 60, 2);
-  if (!s) return t.skip(SKIP);
+  if (!s) return;
   const [a, b] = s.limiters as [RateLimiter, RateLimiter];
   assert.deepEqual(await blocked(a, [fail('ip:198.51.100.4', 4)]), [false]);
   assert.deepEqual(await blocked(b, [fail('ip:198.51.100.4', 4)]), [false]);
@@ -104,7 +125,7 @@ test('two limiter instances (two connections) share one window', async (t) => {
 
 test('one EVALSHA per evaluate, none when every limit is disabled', async (t) => {
   const s = await setup(t, 'roundtrip', 60);
-  if (!s) return t.skip(SKIP);
+  if (!s) return;
   const { l, inspector } = s;
   await l.evaluate([fail('ip:192.0.2.3', 100)]); // loads the script
   const name = `rt-${Math.random()}`;
@@ -113,15 +134,21 @@ test('one EVALSHA per evaluate, none when every limit is disabled', async (t) =>
   t.after(() => counting.disconnect());
   const monitor = await counting.monitor();
   const seen: string[] = [];
+  const markers: string[] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args.some((a) => a.includes(s.tag))) seen.push(args[0]!.toLowerCase());
+    if (args[0]?.toLowerCase() === 'echo' && args[1]?.startsWith(name)) markers.push(args[1]);
+    else if (args.some((a) => a.includes(s.tag))) seen.push(args[0]!.toLowerCase());
   });
-  await sleep(50);
+  // MONITOR starts asynchronously: a marker seen through it means everything after is seen too, and
+  // an end marker that every command below precedes on the server bounds the capture.
+  const mark = async (m: string) => {
+    await pollUntil(`MONITOR sees ${m}`, async () => (await inspector.echo(`${name}:${m}`), markers.includes(`${name}:${m}`)), { everyMs: 10 });
+  };
+  await mark('start');
   for (let i = 0; i < 5; i++) await l.evaluate([fail('ip:192.0.2.3', 100), fail(`id:${name}`, 100)]);
   await l.evaluate([{ key: 'ip:192.0.2.3', limit: 0, failed: true }]);
   await l.evaluate([]);
-  await inspector.ping();
-  await sleep(100);
+  await mark('end');
   monitor.disconnect();
   // MONITOR lists a script's inner commands too; the client-issued ones are the evalsha lines.
   assert.equal(seen.filter((c) => c === 'evalsha').length, 5);

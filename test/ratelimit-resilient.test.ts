@@ -4,11 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { createRateLimiter, LimiterUnavailableError, type RateLimiter } from '../src/ratelimit';
-import type { LimitQuery } from '../src/ratelimit/types';
-import { freePort, RedisServerProcess } from './helpers/redis-server';
+import { RedisServerProcess, redisServerSkipReason, failure as fail } from './helpers/redis-server';
+import { freePort, pollUntil } from './helpers/wait';
 
-const SKIP = 'redis-server binary not found at /usr/bin/redis-server';
-const fail = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 
 /** A pino logger whose JSON lines land in an array, so tests can assert what was logged (and what was not). */
 function captureLogger() {
@@ -17,14 +15,7 @@ function captureLogger() {
   return { logger, lines, at: (level: number) => lines.filter((l) => l.level === level) };
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 8000): Promise<number> {
-  const start = performance.now();
-  while (!cond()) {
-    if (performance.now() - start > timeoutMs) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-  return performance.now() - start;
-}
+const waitFor = async (what: string, cond: () => boolean, timeoutMs = 8000): Promise<number> => (await pollUntil(what, cond, { timeoutMs, everyMs: 20 })).ms;
 
 /** Awaits p and reports how long it took (a diagnostic, not an assertion: timing varies by machine). */
 async function timed<T>(t: TestContext, label: string, p: Promise<T>): Promise<T> {
@@ -46,7 +37,8 @@ function track(t: TestContext, l: RateLimiter): RateLimiter {
 }
 
 test('Redis killed mid-run: answers from memory, logs once, returns to Redis by itself', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip(SKIP);
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const server = await startServer(t);
   const log = captureLogger();
   const changes: string[] = [];
@@ -81,7 +73,8 @@ test('Redis killed mid-run: answers from memory, logs once, returns to Redis by 
 });
 
 test('hung Redis (SIGSTOP): bounded by the command timeout, then recovers after SIGCONT', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip(SKIP);
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const server = await startServer(t);
   t.after(() => server.resume()); // a stopped process cannot be killed cleanly by the other after()
   const log = captureLogger();
@@ -113,7 +106,8 @@ test('hung Redis (SIGSTOP): bounded by the command timeout, then recovers after 
 });
 
 test('failClosed: rejects with LimiterUnavailableError while Redis is down, recovers afterwards', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip(SKIP);
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const server = await startServer(t);
   const log = captureLogger();
   const l = track(t, createRateLimiter({ redisUrl: server.url, intervalSeconds: 60, failClosed: true, logger: log.logger }));
@@ -145,7 +139,8 @@ test('Redis unreachable from the start: falls back at once, never logs the passw
 });
 
 test('failClosed right after start: the first Checks wait for the connection instead of answering 503', async (t) => {
-  if (!RedisServerProcess.available()) return t.skip(SKIP);
+  const skip = redisServerSkipReason();
+  if (skip) return t.skip(skip);
   const server = await startServer(t);
   const l = track(t, createRateLimiter({ redisUrl: server.url, intervalSeconds: 60, failClosed: true, logger: pino({ level: 'silent' }) }));
   assert.equal(l.backend(), 'fallback');

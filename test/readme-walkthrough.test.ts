@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePort } from './helpers/redis-server';
+import { freePort } from './helpers/wait';
 import { baseEnv, MAIN_JS, tempHome } from './helpers/spawn';
 
 const README = join(__dirname, '..', '..', 'README.md');

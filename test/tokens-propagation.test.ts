@@ -8,6 +8,7 @@ import { checkRequest, deniedBody, okHeaders, type CheckResult } from './helpers
 import { createTestSchema, PG_SKIP_REASON, pgReachable } from './helpers/pg';
 import { adminRequest } from './helpers/spawn';
 import { notifyTokenChange } from '../src/store/notify';
+import { percentile, pollUntil } from './helpers/wait';
 
 const BOOT = 'bootstrap-secret-for-tests-0123456789';
 const ENV = { ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT, ORCHEO_AUTH_MODE: 'required', LOG_LEVEL: 'info' };
@@ -35,22 +36,10 @@ const api = (x: TestApp, method: string, path: string, body?: unknown) => adminR
 const check = async (x: TestApp, token: string): Promise<CheckResult> =>
   toCheckResponse(await x.app.check(fromCheckRequest(checkRequest({ path: '/api/ping', headers: { authorization: `Bearer ${token}` } }) as RawCheckRequest))) as CheckResult;
 
-const tick = () => new Promise((r) => setImmediate(r));
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
-  const start = performance.now();
-  while (!(await cond())) {
-    if (performance.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await tick();
-  }
-  return performance.now() - start;
-}
+/** Every event-loop turn until `cond`; the bound is a watchdog (generous), the time a diagnostic. */
+const until = async (cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> => (await pollUntil('propagation', cond, { timeoutMs })).ms;
 
 const revoked = async (x: TestApp, secret: string) => deniedBody(await check(x, secret)).code === 'auth.token_revoked';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 async function sqlOn(url: string, text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
   const c = new Client({ connectionString: url });
@@ -62,7 +51,7 @@ async function sqlOn(url: string, text: string, params: unknown[] = []): Promise
   }
 }
 
-test('a revocation on one replica is enforced by another within a second (NOTIFY; poll disabled)', async (t) => {
+test('a revocation on one replica is enforced by another through NOTIFY alone (poll stopped)', async (t) => {
   const r = await twoReplicas(t);
   if (!r) return;
   const { a, b } = r;
@@ -72,15 +61,18 @@ test('a revocation on one replica is enforced by another within a second (NOTIFY
   assert.ok((await check(b, secret)).ok_response, 'replica B accepts the new token');
   const res = await api(a, 'DELETE', '/victim', { reason: 'compromised' });
   assert.equal(res.status, 200);
-  const ms = await until(() => revoked(b, secret), 3000);
-  console.log(`revocation propagation to the other replica: ${ms.toFixed(1)} ms`);
-  assert.ok(ms < 1000, `propagation took ${ms} ms`);
+  const ms = await until(() => revoked(b, secret), 10_000);
+  t.diagnostic(`revocation propagation to the other replica: ${ms.toFixed(1)} ms`);
 });
 
-test(`revocation propagation p50/p99 over 60 revocations across two replicas`, async (t) => {
+test(`60 revocations alternating between two replicas, each enforced by the other through NOTIFY alone`, async (t) => {
   const r = await twoReplicas(t);
   if (!r) return;
   const { a, b } = r;
+  // Without the polls only notifications move the indexes (timing is the bench's business:
+  // test/bench/revocation-propagation.ts).
+  a.app.index.stop();
+  b.app.index.stop();
   const n = 60;
   const secrets: string[] = [];
   for (let i = 0; i < n; i++) secrets.push((await api(a, 'POST', '', { id: `p-${i}` })).body.secret);
@@ -92,15 +84,10 @@ test(`revocation propagation p50/p99 over 60 revocations across two replicas`, a
     assert.ok((await check(reader, secrets[i]!)).ok_response);
     const res = await api(writer, 'DELETE', `/p-${i}`, { reason: 'bench' });
     assert.equal(res.status, 200);
-    samples.push(await until(() => revoked(reader, secrets[i]!), 3000));
+    samples.push(await until(() => revoked(reader, secrets[i]!), 10_000));
   }
   samples.sort((x, y) => x - y);
-  const p50 = percentile(samples, 50);
-  const p99 = percentile(samples, 99);
-  console.log(`revocation propagation over ${n}: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${samples[n - 1]!.toFixed(1)} ms`);
-  assert.ok(p99 < 1000, `p99 ${p99} ms`);
-  // The 1 s poll alone would give a median near 500 ms: a low median shows NOTIFY doing the work.
-  assert.ok(p50 < 250, `p50 ${p50} ms`);
+  t.diagnostic(`revocation propagation over ${n}: p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms, max ${samples[n - 1]!.toFixed(1)} ms`);
 });
 
 test('rotation reaches the other replica: new secret at once, old one only for the overlap', async (t) => {
@@ -137,7 +124,7 @@ test('after the listening connection drops, the replica resyncs everything it mi
   const killed = await sqlOn(a.schema!.url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE query = $1`, [`LISTEN ${channel}`]);
   assert.ok(killed.length >= 1, 'found the listening connections');
   const ms = await until(() => revoked(b, secret), 5000);
-  console.log(`resync after reconnect: ${ms.toFixed(0)} ms`);
+  t.diagnostic(`resync after reconnect: ${ms.toFixed(0)} ms`);
   // And notifications flow again after the reconnect.
   const s2 = (await api(a, 'POST', '', { id: 'after' })).body.secret as string;
   await until(() => b.app.index.get('after') !== undefined, 2000);
@@ -186,7 +173,7 @@ test('notifications are per schema, carry only ids, and are sent on commit only'
   await new Promise((res) => setTimeout(res, 200));
   assert.equal(b.app.tokenFeed.received, baseB + 1, 'exactly one notification (the committed create) was taken');
   assert.ok(typeof b.app.tokenFeed.lastLagMs === 'number' && b.app.tokenFeed.lastLagMs >= 0, 'notification lag measured');
-  console.log(`# notification lag (write → other instance's index): ${b.app.tokenFeed.lastLagMs} ms`);
+  t.diagnostic(`notification lag (write → other instance's index): ${b.app.tokenFeed.lastLagMs} ms`);
   assert.equal(elsewhere.app.tokenFeed.received, baseOther, 'the other schema heard nothing');
   assert.equal(deniedBody(await check(elsewhere, secret)).code, 'auth.invalid_token');
 });

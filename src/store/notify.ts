@@ -47,14 +47,25 @@ export class TokenChangeFeed {
   private channel: string | undefined;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
-  private delay = RETRY_MIN_MS;
+  private delay: number;
+  private readonly retryMinMs: number;
+  private readonly retryMaxMs: number;
   /** Notifications received for this schema (for tests and metrics). */
   received = 0;
   /** Milliseconds from the write to this instance's index update, for the last notification. */
   lastLagMs: number | undefined;
   private readonly keyListeners: Array<() => void> = [];
 
-  constructor(private readonly db: Db, private readonly index: TokenIndex, private readonly logger: Logger) {}
+  constructor(
+    private readonly db: Db,
+    private readonly index: TokenIndex,
+    private readonly logger: Logger,
+    opts: { retryMinMs?: number | undefined; retryMaxMs?: number | undefined } = {},
+  ) {
+    this.retryMinMs = opts.retryMinMs ?? RETRY_MIN_MS;
+    this.retryMaxMs = opts.retryMaxMs ?? RETRY_MAX_MS;
+    this.delay = this.retryMinMs;
+  }
 
   /** Called on an assertion key notification and after a reconnect (notifications may have been missed). */
   onAssertionKeys(listener: () => void): void {
@@ -93,13 +104,13 @@ export class TokenChangeFeed {
       this.retry = undefined;
       this.subscribe().then(
         () => {
-          this.delay = RETRY_MIN_MS;
+          this.delay = this.retryMinMs;
           this.logger.info('listening for token changes');
           // Anything written before the subscription was missed.
           this.onReconnect();
         },
         (err: unknown) => {
-          this.delay = Math.min(this.delay * 2, RETRY_MAX_MS);
+          this.delay = Math.min(this.delay * 2, this.retryMaxMs);
           this.logger.debug({ err: (err as Error).message }, 'token change subscription failed; retrying');
           this.scheduleRetry();
         },

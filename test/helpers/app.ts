@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { startApp, type App } from '../../src/app';
+import { startApp, type App, type AppIntervals } from '../../src/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
@@ -22,7 +22,25 @@ export interface TestApp {
 export interface TestAppOptions {
   /** Client credentials for a TLS/mTLS gRPC listener. */
   readonly tlsClient?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+  /** Merged over TEST_INTERVALS (a test about a production default passes that default here). */
+  readonly intervals?: AppIntervals;
 }
+
+/**
+ * Short timer periods, so tests observe a staleness bound, a flush or a backoff in a fraction of a
+ * second instead of waiting for the production values. The staleness bound keeps a 10x margin over
+ * the poll: a loaded CI machine must not turn "unknown token" into a spurious 503. The unknown-kid
+ * cooldown and the max-age floor stay at their defaults: JWKS tests assert them with injected clocks.
+ */
+export const TEST_INTERVALS: AppIntervals = {
+  indexPollMs: 200,
+  staleAfterMs: 2000,
+  flushMs: 250,
+  feedRetryMinMs: 50,
+  feedRetryMaxMs: 500,
+  jwksBackoffMs: 1000,
+  loadWatchMs: 20,
+};
 
 export async function startTestApp(env: Record<string, string> = {}, store: 'pg' | 'embedded' | 'auto' = 'pg', existing?: TestSchema, opts: TestAppOptions = {}): Promise<TestApp> {
   // 'auto': real Postgres when reachable, else the embedded store (for tests about the pipeline,
@@ -38,7 +56,7 @@ export async function startTestApp(env: Record<string, string> = {}, store: 'pg'
   });
   const logs: string[] = [];
   const logger = createLogger(cfg.log.level, { write: (s: string) => void logs.push(s) });
-  const app = await startApp(cfg, { logger, routes: adminRoutes });
+  const app = await startApp(cfg, { logger, routes: adminRoutes, intervals: { ...TEST_INTERVALS, ...opts.intervals } });
   const tc = opts.tlsClient;
   const client = new AuthzClient(app.grpcPort, undefined, tc ? grpc.credentials.createSsl(tc.ca, tc.key ?? null, tc.cert ?? null) : undefined);
   return {

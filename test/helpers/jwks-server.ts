@@ -156,3 +156,8 @@ export function jwtOptions(overrides: Partial<import('../../src/authn/jwt').JwtO
     ...overrides,
   };
 }
+
+/** An authenticator's answer as one word: the deny code, or 'identified' / 'skip'. */
+export function codeOf(r: import('../../src/authn/types').AuthnResult): string {
+  return r.kind === 'rejected' ? r.error.code : r.kind;
+}

@@ -2,15 +2,39 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
+import { clusterKeyPrefix } from '../../src/ratelimit/redis';
+import type { LimitQuery } from '../../src/ratelimit/types';
+import { reap } from './reaper';
+import { freePort, pollUntil } from './wait';
 
-/** redis-server from PATH (a Homebrew or /usr/local install is found too), else the Debian location. */
-export const REDIS_SERVER_BIN =
-  (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'redis-server')).find((f) => existsSync(f)) ?? '/usr/bin/redis-server';
+export { freePort };
+
+/** redis-server from PATH (a Homebrew or /usr/local install is found too); undefined when absent. */
+export const REDIS_SERVER_BIN: string | undefined = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'redis-server')).find((f) => existsSync(f));
+
+/** Under CI_REQUIRE_BACKENDS=1 a missing backend fails the run instead of skipping tests (README, "Tests"). */
+function skipOrFail(reason: string): string {
+  if (process.env.CI_REQUIRE_BACKENDS) throw new Error(`CI_REQUIRE_BACKENDS is set but ${reason}`);
+  return reason;
+}
+
+/** Skip reason when the shared Redis at 127.0.0.1:6379 does not answer (undefined when it does). */
+export async function sharedRedisSkipReason(): Promise<string | undefined> {
+  return (await redisReachable()) ? undefined : skipOrFail(`Redis is not reachable at ${SHARED_REDIS_URL}`);
+}
+
+/** Skip reason when no redis-server binary is on PATH (undefined when there is one). */
+export function redisServerSkipReason(): string | undefined {
+  return REDIS_SERVER_BIN ? undefined : skipOrFail('redis-server is not on PATH (Debian package redis-server)');
+}
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** A failed attempt counted against `key` with `limit`. */
+export const failure = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 
 /** True when something answers PING at host:port within timeoutMs. Never throws, leaves no socket open. */
 export function redisReachable(port = 6379, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
@@ -27,17 +51,6 @@ export function redisReachable(port = 6379, host = '127.0.0.1', timeoutMs = 500)
     socket.once('error', () => finish(false));
     socket.connect(port, host, () => socket.write('PING\r\n'));
     socket.on('data', (buf) => finish(buf.toString().startsWith('+PONG')));
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
   });
 }
 
@@ -64,11 +77,13 @@ export async function deleteKeysMatching(url: string, pattern: string): Promise<
   }
 }
 
-/** Children still running when the test process exits (a failed assertion skipped stop()) die with it. */
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
+/**
+ * Deletes the windows a limiter with `keyPrefix` wrote. The limiter hash-tags the prefix
+ * (`{stem}:`), so a plain `${keyPrefix}*` pattern would match none of them.
+ */
+export function deleteLimiterKeys(url: string, keyPrefix: string): Promise<number> {
+  return deleteKeysMatching(url, `${clusterKeyPrefix(keyPrefix).replace(/[{}]/g, '\\$&')}*`);
+}
 
 /** A dedicated, throw-away redis-server (no persistence) that a test may kill and start again on the same port. */
 export class RedisServerProcess {
@@ -80,8 +95,9 @@ export class RedisServerProcess {
     readonly cluster: boolean,
   ) {}
 
+  /** A binary is on PATH; prefer redisServerSkipReason() in a test, which fails under CI_REQUIRE_BACKENDS. */
   static available(): boolean {
-    return existsSync(REDIS_SERVER_BIN);
+    return REDIS_SERVER_BIN !== undefined;
   }
 
   /** cluster: a one-node Redis Cluster owning every slot, which enforces CROSSSLOT like a real cluster. */
@@ -160,6 +176,7 @@ export class RedisServerProcess {
 
   async restart(): Promise<void> {
     if (this.child) throw new Error('redis-server already running');
+    if (!REDIS_SERVER_BIN) throw new Error('redis-server is not on PATH');
     const child = spawn(
       REDIS_SERVER_BIN,
       [
@@ -169,10 +186,8 @@ export class RedisServerProcess {
       ],
       { stdio: 'ignore' },
     );
-    this.child = child;
-    running.add(child);
+    this.child = reap(child);
     child.once('exit', () => {
-      running.delete(child);
       if (this.child === child) this.child = undefined;
     });
     const deadline = Date.now() + 5000;
@@ -215,9 +230,5 @@ export class RedisServerProcess {
 
 /** Resolves once limiter.backend() reports 'redis' (startup connects asynchronously); rejects after timeoutMs. */
 export async function untilBackend(limiter: { backend: () => string }, want: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (limiter.backend() !== want) {
-    if (Date.now() > deadline) throw new Error(`backend() stayed ${limiter.backend()}, expected ${want}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil(`backend() ${want} (is ${limiter.backend()})`, () => limiter.backend() === want, { timeoutMs, everyMs: 10 });
 }

@@ -2,15 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { reap } from './reaper';
 
 /** The built entry point (both bins): dist/src/main.js, seen from dist/test/helpers. */
 export const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
 
-/** Children still running when the test process exits (a failed assertion skipped stop()) die with it. */
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
 
 /** A clean environment: nothing ORCHEO_* leaks in from the developer's shell. */
 export function baseEnv(home: string, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -39,30 +35,41 @@ export interface ServerProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
+export interface StartServerOptions {
+  readonly home?: string;
+  readonly timeoutMs?: number;
+  /** Another entry point (e.g. dist/test/soak/server.js) that prints the same "serving" line; default `main.js serve`. */
+  readonly script?: string;
+  readonly nodeArgs?: readonly string[];
+}
+
 /**
- * Spawns `node dist/src/main.js serve` on OS-chosen loopback ports and waits until it logs
- * "orcheo-authz serving" (which carries the bound ports).
+ * Spawns `node dist/src/main.js serve` (or opts.script) on OS-chosen loopback ports and waits until
+ * it logs "orcheo-authz serving" (which carries the bound ports): the one way tests start the
+ * service in a child process, so no test picks a port another process may take first.
  */
-export async function startServer(env: Record<string, string | undefined>, opts: { home?: string; timeoutMs?: number } = {}): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string | undefined>, opts: StartServerOptions = {}): Promise<ServerProcess> {
   const home = opts.home ?? tmpdir();
-  // Readiness is read from the "orcheo-authz serving" info line.
-  if (env.LOG_LEVEL && !['info', 'debug', 'trace'].includes(env.LOG_LEVEL)) throw new Error('startServer needs LOG_LEVEL info or lower');
-  const child = spawn(process.execPath, [MAIN_JS, 'serve'], {
+  // Readiness is read from the "orcheo-authz serving" info line (the soak server prints it at any level).
+  if (!opts.script && env.LOG_LEVEL && !['info', 'debug', 'trace'].includes(env.LOG_LEVEL)) throw new Error('startServer needs LOG_LEVEL info or lower');
+  const args = opts.script ? [...(opts.nodeArgs ?? []), opts.script] : [...(opts.nodeArgs ?? []), MAIN_JS, 'serve'];
+  const child = spawn(process.execPath, args, {
     env: baseEnv(home, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  running.add(child);
+  reap(child);
   let out = '';
   let exited: number | null | undefined;
   const exitP = new Promise<number | null>((res) =>
     child.once('exit', (code) => {
       exited = code;
-      running.delete(child);
       res(code);
     }),
   );
   const ready = new Promise<{ grpc: number; http: number }>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server not ready within ${opts.timeoutMs ?? 30000} ms:\n${out}`)), opts.timeoutMs ?? 30000);
+    // A watchdog, not a measurement: the embedded store's WASM start alone takes seconds on a busy machine.
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    const timer = setTimeout(() => reject(new Error(`server not ready within ${timeoutMs} ms:\n${out}`)), timeoutMs);
     const onData = (buf: Buffer): void => {
       out += buf.toString('utf8');
       for (const line of out.split('\n')) {
@@ -126,7 +133,7 @@ export interface CliResult {
 export function runCli(args: string[], env: Record<string, string | undefined>, opts: { home: string; script?: string; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolveRun, reject) => {
     const child = spawn(process.execPath, [opts.script ?? MAIN_JS, ...args], { env: baseEnv(opts.home, env), stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
+    reap(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
@@ -138,7 +145,6 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
-      running.delete(child);
       resolveRun({ code, stdout, stderr });
     });
   });
@@ -178,4 +184,4 @@ export async function adminRequest<T = any>(
 }
 
 /** A loopback port nothing listens on (bound, then released): the same as a free port. */
-export { freePort as closedPort } from './redis-server';
+export { freePort as closedPort } from './wait';

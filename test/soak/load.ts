@@ -10,7 +10,9 @@
  * test, which SIGKILLs it mid-flight.
  */
 import * as grpc from '@grpc/grpc-js';
-import { AUTHZ_V3, loadPackageDefinition } from '../../src/grpc/descriptors';
+import { AUTHZ_V3 } from '../../src/grpc/descriptors';
+import { decodeCheckResponse, encodeCheckRequest } from '../helpers/check-codec';
+import { percentile } from '../helpers/wait';
 
 export interface LoadBody {
   readonly name: string;
@@ -51,26 +53,10 @@ export interface LoadSummary {
 
 const METHOD = `/${AUTHZ_V3}/Check`;
 
-type CheckMethod = { requestSerialize: (o: unknown) => Buffer; responseDeserialize: (b: Buffer) => never };
-let checkMethod: CheckMethod | undefined;
-/** Loading the protos costs milliseconds: once per process. */
-function method(): CheckMethod {
-  checkMethod ??= (loadPackageDefinition()[AUTHZ_V3] as unknown as { Check: CheckMethod }).Check;
-  return checkMethod;
-}
+export { decodeCheckResponse, encodeCheckRequest };
 
-export function encodeCheckRequest(obj: unknown): Buffer {
-  return method().requestSerialize(obj);
-}
-
-export function decodeCheckResponse(buf: Buffer): { status?: { code?: number; message?: string }; ok_response?: unknown; denied_response?: unknown } {
-  return method().responseDeserialize(buf);
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+/** 0 for no samples: a run that completed nothing still writes numbers to its report. */
+const pct = (sorted: number[], p: number): number => (sorted.length === 0 ? 0 : percentile(sorted, p));
 
 export async function runLoad(cfg: LoadConfig, onStarted?: () => void): Promise<LoadSummary> {
   const bodies = cfg.bodies.map((b) => ({ ...b, buf: Buffer.from(b.message, 'base64') }));
@@ -167,7 +153,7 @@ export async function runLoad(cfg: LoadConfig, onStarted?: () => void): Promise<
     mismatches,
     elapsedMs: Math.round(elapsedMs),
     rps: Math.round((completed / elapsedMs) * 1000),
-    latencyMs: { p50: +percentile(latencies, 50).toFixed(2), p99: +percentile(latencies, 99).toFixed(2), max: +percentile(latencies, 100).toFixed(2) },
+    latencyMs: { p50: +pct(latencies, 50).toFixed(2), p99: +pct(latencies, 99).toFixed(2), max: +pct(latencies, 100).toFixed(2) },
     samples,
   };
 }

@@ -31,6 +31,7 @@ import { AUTHZ_V3 } from '../../src/grpc/descriptors';
 import { createTestSchema, pgReachable, type TestSchema } from '../helpers/pg';
 import { checkRequest } from '../helpers/grpc-client';
 import { decodeCheckResponse, encodeCheckRequest, type LoadBody, type LoadSummary } from './load';
+import { sleep } from '../helpers/wait';
 
 const MAIN_JS = join(__dirname, '..', '..', 'src', 'main.js');
 const LOAD_JS = join(__dirname, 'load.js');
@@ -52,7 +53,6 @@ const SAMPLE_SECONDS = envNum('SOAK_SAMPLE_SECONDS', 5);
 const RSS_GROWTH_LIMIT = 0.1;
 
 const log = (msg: string): void => void process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- the service under test
 

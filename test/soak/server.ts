@@ -5,8 +5,12 @@
  * process.getActiveResourcesInfo(). /metrics then reports the same process after that GC.
  *
  *   node --expose-gc dist/test/soak/server.js
+ *
+ * ORCHEO_TEST_INTERVALS (JSON, AppIntervals) shortens the service's timers for tests. The ports
+ * bound (port 0 is fine) are announced on stdout as the "orcheo-authz serving" line even when
+ * LOG_LEVEL hides info, so the spawning test learns them without picking ports beforehand.
  */
-import { startApp, type App } from '../../src/app';
+import { startApp, type App, type AppIntervals } from '../../src/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { sendJson, type Route } from '../../src/admin/http-server';
 import { loadConfig } from '../../src/config/load';
@@ -36,7 +40,11 @@ async function main(): Promise<void> {
   const cfg = loadConfig();
   const logger = createLogger(cfg.log.level);
   const debug: Route = { method: 'GET', path: '/debug/stats', handler: (_req, res) => sendJson(res, 200, stats()) };
-  const app: App = await startApp(cfg, { logger, routes: (a) => [...adminRoutes(a), debug] });
+  const intervals = process.env.ORCHEO_TEST_INTERVALS ? (JSON.parse(process.env.ORCHEO_TEST_INTERVALS) as AppIntervals) : undefined;
+  const app: App = await startApp(cfg, { logger, routes: (a) => [...adminRoutes(a), debug], intervals });
+  if (!logger.isLevelEnabled('info')) {
+    process.stdout.write(`${JSON.stringify({ msg: 'orcheo-authz serving', grpc: `${cfg.grpc.host}:${app.grpcPort}`, http: `${cfg.http.host}:${app.httpPort}` })}\n`);
+  }
   const stop = (): void => {
     app.stop(2000).then(
       () => process.exit(0),

@@ -11,7 +11,7 @@ import { identityFromClaims } from './claims';
 import { rejected } from './errors';
 import { createDiscovery } from './fetch';
 import { HMAC_ALGORITHMS, buildKeySet, createSecretKeys, usableAlgorithms, type KeySet } from './keys';
-import { createRemoteKeySet, type RemoteKeySet } from './remote';
+import { createRemoteKeySet, FAILURE_BACKOFF_MS, type JwksIntervals, type RemoteKeySet } from './remote';
 import { verifyJwt, type VerifierConfig } from './verify';
 
 export interface JwtOptions {
@@ -47,7 +47,7 @@ const DEFAULT_CACHE_ENTRIES = 10_000;
 
 export function createJwtAuthenticator(
   opts: JwtOptions,
-  deps: { logger: Logger; now?: () => number },
+  deps: { logger: Logger; now?: () => number; intervals?: JwksIntervals | undefined },
 ): JwtAuthenticator | undefined {
   const hasSecret = typeof opts.secret === 'string' && opts.secret.length > 0;
   if (!hasSecret && !opts.jwksUrl && !opts.oidcIssuer && !opts.staticJwks) return undefined;
@@ -85,6 +85,7 @@ export function createJwtAuthenticator(
       timeoutMs: opts.jwksTimeoutSeconds * 1000,
       now,
       logger,
+      intervals: deps.intervals,
       onRemoved(removal) {
         removals += 1;
         const dropped = cache.dropRemoved(removal);
@@ -103,6 +104,7 @@ export function createJwtAuthenticator(
     // OIDC issuer (which the spec requires the discovered one to equal).
     issuer: () => opts.issuer ?? discovery?.current()?.issuer ?? opts.oidcIssuer,
     leewaySeconds: opts.leewaySeconds,
+    retryAfterSeconds: Math.max(1, Math.ceil((deps.intervals?.backoffMs ?? FAILURE_BACKOFF_MS) / 1000)),
   };
   warnAboutUnusableAlgorithms(logger, usable, cfg);
 

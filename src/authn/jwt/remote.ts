@@ -58,10 +58,21 @@ export interface RemoteKeySetOptions {
   logger: Logger;
   /** Told which keys a refetch removed, so verified tokens that used them are forgotten. */
   onRemoved(removal: KeyRemoval): void;
+  /** Overrides of the timer constants above (tests shorten them rather than wait). */
+  intervals?: JwksIntervals | undefined;
+}
+
+export interface JwksIntervals {
+  readonly backoffMs?: number | undefined;
+  readonly cooldownMs?: number | undefined;
+  readonly minTtlMs?: number | undefined;
 }
 
 export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
   const { now, logger } = opts;
+  const backoffMs = opts.intervals?.backoffMs ?? FAILURE_BACKOFF_MS;
+  const cooldownMs = opts.intervals?.cooldownMs ?? COOLDOWN_MS;
+  const minTtlMs = opts.intervals?.minTtlMs ?? MIN_TTL_MS;
   const closer = new AbortController();
   let current: KeySet | undefined;
   let fetchedAt = Number.NEGATIVE_INFINITY;
@@ -75,7 +86,7 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
   let failures = 0;
 
   const usable = (): KeySet | undefined => (current && now() - fetchedAt <= MAX_STALE_MS ? current : undefined);
-  const backoffOver = (): boolean => !lastFailed || now() - lastAttemptAt >= FAILURE_BACKOFF_MS;
+  const backoffOver = (): boolean => !lastFailed || now() - lastAttemptAt >= backoffMs;
 
   async function attempt(reason: string): Promise<boolean> {
     let where = '<unresolved>';
@@ -84,7 +95,7 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
       where = redactUrl(url);
       const { body, maxAgeSeconds } = await fetchJson(url, opts.timeoutMs, closer.signal);
       const next = buildKeySet(body);
-      const ttlMs = Math.min(opts.ttlMs, maxAgeSeconds === undefined ? Infinity : Math.max(MIN_TTL_MS, maxAgeSeconds * 1000));
+      const ttlMs = Math.min(opts.ttlMs, maxAgeSeconds === undefined ? Infinity : Math.max(minTtlMs, maxAgeSeconds * 1000));
       const removal = diffKeySets(current, next);
       current = next;
       fetchedAt = now();
@@ -144,7 +155,7 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
     // Nothing fits: maybe the provider rotated. One refetch per cooldown, shared by all askers.
     let ok: boolean | undefined;
     if (inflight) ok = await inflight;
-    else if (now() - lastKidRefetchAt >= COOLDOWN_MS) {
+    else if (now() - lastKidRefetchAt >= cooldownMs) {
       lastKidRefetchAt = now();
       ok = await refresh('unknown kid');
     }

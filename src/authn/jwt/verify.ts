@@ -20,6 +20,8 @@ export interface VerifierConfig {
   /** Read per verification: with OIDC the discovered issuer appears after startup. */
   readonly issuer: () => string | undefined;
   readonly leewaySeconds: number;
+  /** Retry-After on a key_unavailable deny: the failure backoff, in whole seconds (default 5). */
+  readonly retryAfterSeconds?: number;
 }
 
 export type VerifyOutcome =
@@ -57,7 +59,7 @@ async function chooseKeys(cfg: VerifierConfig, alg: string, header: JWSHeaderPar
     ok: false,
     code: 'auth.key_unavailable',
     detail: found.detail,
-    retryAfterSeconds: Math.ceil(FAILURE_BACKOFF_MS / 1000),
+    retryAfterSeconds: cfg.retryAfterSeconds ?? Math.ceil(FAILURE_BACKOFF_MS / 1000),
   };
 }
 
