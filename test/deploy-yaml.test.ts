@@ -202,9 +202,9 @@ describe('Dockerfile and .dockerignore', () => {
     assert.notEqual(user.split(':')[0], '0');
   });
 
-  it('exposes 9191 and 8181 and starts `node dist/src/main.js serve`', () => {
+  it('exposes 9191, 8181 and 9192 and starts `node dist/src/main.js serve`', () => {
     const exposed = all(/^EXPOSE\s/i).flatMap((l) => l.split(/\s+/).slice(1));
-    assert.deepEqual(exposed.sort(), ['8181', '9191']);
+    assert.deepEqual(exposed.sort(), ['8181', '9191', '9192']);
     const entry = JSON.parse(all(/^ENTRYPOINT\s/i)[0]!.replace(/^ENTRYPOINT\s+/i, ''));
     const cmd = JSON.parse(all(/^CMD\s/i)[0]!.replace(/^CMD\s+/i, ''));
     assert.deepEqual([...entry, ...cmd], ['node', 'dist/src/main.js', 'serve']);
