@@ -1,181 +1,22 @@
 /**
  * Wire compatibility of our trimmed protos (proto/ → dist/descriptors.binpb) with Envoy's canonical
- * ext_authz protos (shipped by @grpc/grpc-js-xds under deps/), in both directions:
+ * ext_authz protos (shipped by @grpc/grpc-js-xds under deps/):
  *  (a) a CheckRequest encoded with the canonical schema decodes identically with ours, and with the
  *      exact deserializer the gRPC server uses (proto-loader over the descriptor set);
- *  (b) CheckResponses built by the real allowResponse/denyResponse and serialized the way the server
- *      serializes them decode to the right values with the canonical schema;
  *  (c) every message/enum/service we declare matches the canonical one field by field (same name →
  *      same number, same type, same cardinality, same oneof), including our v2 service (v3 messages)
  *      against Envoy's v2 messages, so an incompatible edit of proto/ fails.
+ * (b), the CheckResponse direction, is test/wire-response.test.ts.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as protobuf from 'protobufjs';
-import * as descriptor from 'protobufjs/ext/descriptor';
-import type { Identity } from '../src/authn/types';
-import { AUTHZ_V2, AUTHZ_V3, DESCRIPTOR_SET_PATH, loadPackageDefinition } from '../src/grpc/descriptors';
-import { AuthError, DENY_CODES, type DenyCode } from '../src/errors/deny';
+import type * as descriptor from 'protobufjs/ext/descriptor';
+import { AUTHZ_V2, AUTHZ_V3 } from '../src/grpc/descriptors';
 import { fromCheckRequest, type RawCheckRequest } from '../src/grpc/request';
-import { toCheckResponse, type CheckResponseObject } from '../src/grpc/response';
-import type { Credential } from '../src/pipeline/extract';
-import { identityHeaders, spoofedHeaders } from '../src/pipeline/identity-headers';
-import { toCheckInput as toInput, type CheckInput } from '../src/pipeline/request';
+import { toCheckInput } from '../src/pipeline/request';
+import { CANON, canonV3, HEALTH_CANON, OUR_SET, OURS, ourRootFrom, ours, serverCheck, serverDecode, TO_OBJECT, V2_CANON } from './helpers/wire-schemas';
 
-const toCheckInput = (raw: RawCheckRequest | Record<string, unknown>): CheckInput => toInput(fromCheckRequest(raw as RawCheckRequest));
-
-/** The CheckResponse the server sends for an allow decided for `input` (the pipeline's own helpers). */
-function allowResponse(input: CheckInput, identity: Identity, cred: Credential | undefined): CheckResponseObject {
-  return toCheckResponse({
-    allow: true, requestId: 'r-1', input, requirement: undefined, identity,
-    headers: identityHeaders(identity), headersToRemove: spoofedHeaders(input.headers, identity),
-    queryParamsToRemove: cred?.queryParam ? [cred.queryParam] : [], outcome: { decision: 'allow', identity },
-  });
-}
-
-function denyResponse(err: AuthError, tokenPresented: boolean): CheckResponseObject {
-  return toCheckResponse({ allow: false, requestId: 'r-1', input: undefined, requirement: undefined, error: err, tokenPresented, outcome: { decision: 'deny', code: err.code } });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Schemas
-// ---------------------------------------------------------------------------------------------
-
-type FromDescriptor = { fromDescriptor(set: unknown): protobuf.Root };
-
-/** FieldDescriptorProto.Type numbers of the scalar types a map key or value can have. */
-const SCALAR: Record<number, string> = {
-  1: 'double', 2: 'float', 3: 'int64', 4: 'uint64', 5: 'int32', 6: 'fixed64', 7: 'fixed32', 8: 'bool',
-  9: 'string', 12: 'bytes', 13: 'uint32', 15: 'sfixed32', 16: 'sfixed64', 17: 'sint32', 18: 'sint64',
-};
-
-/**
- * protobufjs Root from a FileDescriptorSet, with `map<>` fields as real maps. protobufjs'
- * Root.fromDescriptor leaves them as repeated `XxxEntry` messages (same wire format, different
- * object shape), so they are rebuilt here from the entries flagged `map_entry` in the descriptors.
- */
-function rootFromSet(set: descriptor.IFileDescriptorSet): protobuf.Root {
-  const entries = new Map<string, { key: string; value: string }>();
-  const walk = (scope: string, msgs: any[] | undefined): void => {
-    for (const m of msgs ?? []) {
-      const full = `${scope}.${m.name}`;
-      if (m.options?.mapEntry) {
-        const [k, v] = [m.field.find((f: any) => f.number === 1), m.field.find((f: any) => f.number === 2)];
-        entries.set(full, { key: SCALAR[k.type] as string, value: v.typeName || (SCALAR[v.type] as string) });
-      }
-      walk(full, m.nestedType);
-    }
-  };
-  for (const f of set.file) walk(f.package ? `.${f.package}` : '', f.messageType as any[]);
-  const root = (protobuf.Root as unknown as FromDescriptor).fromDescriptor(descriptor.FileDescriptorSet.fromObject(set as unknown as Record<string, unknown>));
-  const fix = (ns: protobuf.NamespaceBase): void => {
-    for (const n of [...ns.nestedArray]) {
-      if (n instanceof protobuf.Type) {
-        for (const f of [...n.fieldsArray]) {
-          const e = entries.get(f.type);
-          if (!e) continue;
-          n.remove(f);
-          n.add(new protobuf.MapField(f.name, f.id, e.key, e.value, f.options));
-          const entryType = n.nested?.[f.type.slice(f.type.lastIndexOf('.') + 1)];
-          if (entryType) n.remove(entryType);
-        }
-      }
-      if (n instanceof protobuf.Namespace || n instanceof protobuf.Type) fix(n as protobuf.NamespaceBase);
-    }
-  };
-  fix(root);
-  return root;
-}
-
-function readOurSet(): descriptor.IFileDescriptorSet {
-  const msg = descriptor.FileDescriptorSet.decode(readFileSync(DESCRIPTOR_SET_PATH));
-  return descriptor.FileDescriptorSet.toObject(msg) as descriptor.IFileDescriptorSet;
-}
-
-function ourRootFrom(set: descriptor.IFileDescriptorSet): protobuf.Root {
-  const root = rootFromSet(set);
-  root.resolveAll();
-  return root;
-}
-
-/** dist/descriptors.binpb: what `buf build proto` produced from proto/ (plus buf's well-known types). */
-const OUR_SET = readOurSet();
-const OURS = ourRootFrom(OUR_SET);
-
-/**
- * Envoy's canonical protos from @grpc/grpc-js-xds/deps. The google/protobuf well-known types are
- * taken from the descriptor set (buf bundles protobuf's own struct.proto, any.proto, …; proto/ does
- * not define them): protobufjs' bundled copies rename Value's fields to camelCase (stringValue), which
- * is not the upstream schema.
- */
-const CANON = (() => {
-  const xds = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
-  const dirs = ['envoy-api', 'googleapis', 'xds', 'protoc-gen-validate'].map((d) => path.join(xds, 'deps', d));
-  dirs.push(path.dirname(require.resolve('protobufjs/package.json'))); // google/protobuf/descriptor.proto
-  const wkt = OUR_SET.file.filter((f) => f.name?.startsWith('google/protobuf/'));
-  assert.ok(wkt.some((f) => f.name === 'google/protobuf/struct.proto'), 'descriptor set lacks google/protobuf/struct.proto');
-  const root = rootFromSet({ file: wkt });
-  root.files.push(...wkt.map((f) => f.name as string));
-  root.resolvePath = (_origin: string, target: string): string => {
-    for (const d of dirs) if (existsSync(path.join(d, target))) return path.join(d, target);
-    return target;
-  };
-  root.loadSync(['envoy/service/auth/v3/external_auth.proto'], { keepCase: true });
-  root.resolveAll();
-  return root;
-})();
-/**
- * Envoy's v2 ext_authz protos, parsed but not linked: @grpc/grpc-js-xds does not ship the
- * envoy/api/v2/core files they import, so v2 is compared by field number/name/cardinality and by the
- * simple name of referenced types (see compareV2).
- */
-const V2_CANON = (() => {
-  const dir = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps', 'envoy-api', 'envoy', 'service', 'auth', 'v2');
-  const root = new protobuf.Root();
-  for (const f of ['external_auth.proto', 'attribute_context.proto']) protobuf.parse(readFileSync(path.join(dir, f), 'utf8'), root, { keepCase: true });
-  return root;
-})();
-const HEALTH_CANON = (() => {
-  const file = path.join(path.dirname(require.resolve('grpc-health-check/package.json')), 'proto', 'health', 'v1', 'health.proto');
-  const root = new protobuf.Root();
-  root.loadSync(file, { keepCase: true });
-  root.resolveAll();
-  return root;
-})();
-/** The (de)serializers the gRPC server itself uses. */
-const PKG = loadPackageDefinition();
-type MethodDef = { requestDeserialize(b: Buffer): unknown; responseSerialize(o: unknown): Buffer };
-const serverCheck = (svc: string): MethodDef => (PKG[svc] as unknown as { Check: MethodDef }).Check;
-
-/**
- * The server's schema is loaded by proto-loader from proto/ sources, where google.protobuf.Value comes
- * from protobufjs' bundled copy with camelCase field names (stringValue). Same field numbers, so the
- * same wire; only the decoded object's key names differ. Renamed to upstream names for comparison.
- */
-const VALUE_KEYS: Record<string, string> = {
-  nullValue: 'null_value', numberValue: 'number_value', stringValue: 'string_value',
-  boolValue: 'bool_value', structValue: 'struct_value', listValue: 'list_value',
-};
-function upstreamWktNames(v: unknown): unknown {
-  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return v;
-  if (Array.isArray(v)) return v.map(upstreamWktNames);
-  if (v === null || typeof v !== 'object') return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) {
-    if (k === 'kind' && typeof x === 'string') out[k] = VALUE_KEYS[x] ?? x;
-    else out[VALUE_KEYS[k] ?? k] = upstreamWktNames(x);
-  }
-  return out;
-}
-const serverDecode = (svc: string, wire: Buffer): any => upstreamWktNames(serverCheck(svc).requestDeserialize(wire));
-
-/** protobufjs toObject options equal to what proto-loader hands the server (LOADER_OPTIONS). */
-const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: false, oneofs: true };
-
-const canonV3 = (n: string): protobuf.Type => CANON.lookupType(`envoy.service.auth.v3.${n}`);
-const ours = (n: string): protobuf.Type => OURS.lookupType(`envoy.service.auth.v3.${n}`);
 
 // ---------------------------------------------------------------------------------------------
 // (a) CheckRequest: canonical → ours
@@ -317,7 +158,7 @@ describe('(a) CheckRequest encoded with the canonical Envoy schema', () => {
   });
 
   test('the pipeline reads the decoded request (headers, header_map raw_value, path, query, source, extensions)', () => {
-    const input = toCheckInput(serverCheck(AUTHZ_V3).requestDeserialize(wire) as RawCheckRequest);
+    const input = toCheckInput(fromCheckRequest(serverCheck(AUTHZ_V3).requestDeserialize(wire) as RawCheckRequest));
     assert.equal(input.method, 'POST');
     assert.equal(input.path, '/api/workflows/42/runs');
     assert.equal(input.query, 'access_token=tok&x=1');
@@ -326,118 +167,6 @@ describe('(a) CheckRequest encoded with the canonical Envoy schema', () => {
     assert.equal(input.headers.get('x-raw'), 'caf\u00e9');
     assert.equal(input.sourceAddress, '203.0.113.7');
     assert.deepStrictEqual(input.contextExtensions, { required_scopes: 'workflows:execute', auth: 'required' });
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-// (b) CheckResponse: ours → canonical
-// ---------------------------------------------------------------------------------------------
-
-const SERVICE_IDENTITY: Identity = {
-  authenticated: true,
-  type: 'service',
-  subject: 'svc-ci',
-  tokenId: 'svc-ci',
-  scopes: new Set(['workflows:read', 'workflows:execute']),
-  workspaces: new Set(['ws-b', 'ws-a']),
-  source: 'service_token',
-};
-
-/** Our response object → bytes exactly as the server sends them → canonical decode. */
-function throughTheWire(obj: CheckResponseObject, enums: typeof String | typeof Number = String): any {
-  const wire = serverCheck(AUTHZ_V3).responseSerialize(obj);
-  const type = canonV3('CheckResponse');
-  return type.toObject(type.decode(wire), { ...TO_OBJECT, enums });
-}
-
-function headerList(hs: any[]): Array<[string, string, boolean]> {
-  return hs.map((h) => {
-    // `append` must be PRESENT (BoolValue{false} → overwrite); absent means Envoy's default action.
-    assert.ok(h.append !== undefined, `header ${h.header?.key} is sent without append`);
-    return [h.header.key, h.header.value, h.append.value ?? false];
-  });
-}
-
-describe('(b) CheckResponse from allowResponse/denyResponse decodes with the canonical schema', () => {
-  const request = {
-    attributes: {
-      request: {
-        http: {
-          method: 'GET',
-          path: '/ws?access_token=secret-token',
-          headers: { upgrade: 'websocket', 'x-orcheo-evil': '1', 'x-orcheo-subject': 'spoof' },
-        },
-      },
-    },
-  };
-  const input = toCheckInput(request);
-  const allow = allowResponse(input, SERVICE_IDENTITY, { token: 'secret-token', via: 'query', queryParam: 'access_token' });
-
-  test('allow: status, ok_response headers with append=false, headers_to_remove, query_parameters_to_remove, dynamic_metadata', () => {
-    const r = throughTheWire(allow);
-    assert.deepStrictEqual(Object.keys(r).sort(), ['dynamic_metadata', 'http_response', 'ok_response', 'status']);
-    assert.equal(r.http_response, 'ok_response');
-    assert.ok(r.status, 'status must be present');
-    assert.equal(r.status.code ?? 0, 0);
-    assert.equal(r.status.message ?? '', '');
-    assert.deepStrictEqual(headerList(r.ok_response.headers), [
-      ['x-orcheo-authenticated', 'true', false],
-      ['x-orcheo-subject', 'svc-ci', false],
-      ['x-orcheo-identity-type', 'service', false],
-      ['x-orcheo-token-id', 'svc-ci', false],
-      ['x-orcheo-scopes', 'workflows:execute,workflows:read', false],
-      ['x-orcheo-workspaces', 'ws-a,ws-b', false],
-    ]);
-    for (const h of r.ok_response.headers) {
-      assert.equal(h.append_action, undefined);
-      assert.equal(h.keep_empty_value, undefined);
-    }
-    assert.deepStrictEqual(r.ok_response.headers_to_remove, ['x-orcheo-evil']);
-    assert.deepStrictEqual(r.ok_response.query_parameters_to_remove, ['access_token']);
-    // Metadata goes to CheckResponse.dynamic_metadata (field 4), not the deprecated OkHttpResponse one.
-    assert.equal(r.ok_response.dynamic_metadata, undefined);
-    assert.deepStrictEqual(r.dynamic_metadata.fields, {
-      authenticated: { bool_value: true, kind: 'bool_value' },
-      subject: { string_value: 'svc-ci', kind: 'string_value' },
-      identity_type: { string_value: 'service', kind: 'string_value' },
-      token_id: { string_value: 'svc-ci', kind: 'string_value' },
-      scopes: { string_value: 'workflows:execute,workflows:read', kind: 'string_value' },
-      workspaces: { string_value: 'ws-a,ws-b', kind: 'string_value' },
-    });
-  });
-
-  test('deny: every code → gRPC status, HttpStatus enum, headers with append=false, JSON body, dynamic_metadata', () => {
-    const statusEnum = CANON.lookupEnum('envoy.type.v3.StatusCode');
-    for (const code of Object.keys(DENY_CODES) as DenyCode[]) {
-      const info = DENY_CODES[code];
-      const err = new AuthError(code, undefined, { retryAfterSeconds: 2.2 });
-      const presented = code !== 'auth.missing_token';
-      const r = throughTheWire(denyResponse(err, presented));
-      const n = throughTheWire(denyResponse(err, presented), Number);
-      assert.equal(r.http_response, 'denied_response', code);
-      assert.equal(r.ok_response, undefined, code);
-      assert.deepStrictEqual(r.status, { code: info.grpcStatus, message: code }, code);
-      assert.equal(n.denied_response.status.code, info.httpStatus, code);
-      assert.equal(statusEnum.values[r.denied_response.status.code], info.httpStatus, code);
-      const expected: Array<[string, string, boolean]> = [
-        ['content-type', 'application/json', false],
-        ['cache-control', 'no-store', false],
-      ];
-      if (info.httpStatus === 401) expected.push(['www-authenticate', presented ? 'Bearer error="invalid_token"' : 'Bearer', false]);
-      if (code === 'auth.missing_scope') expected.push(['www-authenticate', 'Bearer error="insufficient_scope"', false]);
-      if (info.httpStatus === 429 || info.httpStatus === 503) expected.push(['retry-after', '3', false]);
-      assert.deepStrictEqual(headerList(r.denied_response.headers), expected, code);
-      assert.deepStrictEqual(JSON.parse(r.denied_response.body), { message: info.message, code }, code);
-      assert.deepStrictEqual(r.dynamic_metadata.fields, {
-        authenticated: { bool_value: false, kind: 'bool_value' },
-        code: { string_value: code, kind: 'string_value' },
-      }, code);
-    }
-    // Spot-check the enum names Envoy logs.
-    assert.equal(throughTheWire(denyResponse(new AuthError('auth.missing_token'), false)).denied_response.status.code, 'Unauthorized');
-    assert.equal(throughTheWire(denyResponse(new AuthError('auth.missing_scope', 'Missing required scopes: a'), true)).denied_response.status.code, 'Forbidden');
-    assert.equal(throughTheWire(denyResponse(new AuthError('auth.rate_limited.ip'), false)).denied_response.status.code, 'TooManyRequests');
-    assert.equal(throughTheWire(denyResponse(new AuthError('auth.key_unavailable'), true)).denied_response.status.code, 'ServiceUnavailable');
   });
 });
 
