@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createBootstrapAuthenticator } from './authn/bootstrap';
+import { bootstrapUseLog, createBootstrapAuthenticator, type BootstrapUseLog } from './authn/bootstrap';
 import { createAuthenticatorChain } from './authn/chain';
 import { createJwtAuthenticator, type JwtAuthenticator } from './authn/jwt';
 import { createServiceTokenAuthenticator } from './authn/service-token';
@@ -56,6 +56,8 @@ export interface AppOptions {
   readonly db?: Db | undefined;
   /** Extra HTTP routes (the admin API registers here). */
   readonly routes?: (app: App) => readonly Route[];
+  /** How often the bootstrap token's uses are logged as one line with counts (default 60 s). */
+  readonly bootstrapLogIntervalMs?: number;
 }
 
 export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
@@ -89,12 +91,14 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   await tokenFeed.start();
 
   const kinds: Authenticator[] = [];
+  let bootstrapLog: BootstrapUseLog | undefined;
   if (cfg.bootstrap) {
+    const uses = (bootstrapLog = bootstrapUseLog(logger, opts.bootstrapLogIntervalMs ?? 60_000));
     logger.warn('a bootstrap service token is configured: create persistent tokens, then remove ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN');
     audit.count('bootstrap.configured', 'bootstrap');
     kinds.push(withKeyNamespace('bootstrap',
       createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
-        logger.warn({ accepted: ok }, 'bootstrap token used');
+        uses.onUse(ok);
         metrics.bootstrapUses.inc({ accepted: String(ok) });
         audit.count(ok ? 'bootstrap.used' : 'bootstrap.rejected', 'bootstrap');
       }),
@@ -177,6 +181,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       index.stop();
       tokenFeed.stop();
       jwt?.close();
+      bootstrapLog?.stop();
       await usage.stop();
       await audit.stop();
       await limiter?.close();
