@@ -139,11 +139,13 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   });
   const traced = tracingEnabled() ? withTracing(check) : check;
   if (traced !== check) logger.info('OpenTelemetry tracer provider found: tracing Check');
-  const timedCheck: CheckFn = async (req) => {
-    const started = process.hrtime.bigint();
-    const res = await traced(req);
-    metrics.checkDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return res;
+  // A `then`, not an async wrapper (one promise fewer per Check); performance.now() allocates no BigInt.
+  const timedCheck: CheckFn = (req) => {
+    const started = performance.now();
+    return traced(req).then((d) => {
+      metrics.checkDuration.observe((performance.now() - started) / 1e3);
+      return d;
+    });
   };
   metrics.bind({
     tokenIndex: () => ({ size: index.size, staleMs: index.staleMs, syncFailures: index.syncFailures }),

@@ -2,7 +2,7 @@ import { DENY_CODES } from '../errors/deny';
 import type { AllowDecision, Decision, DenyDecision, Header } from '../pipeline/decision';
 import { denyHttp } from '../pipeline/deny-http';
 import { identityHeaders, identityMetadata } from '../pipeline/identity-headers';
-import { deniedBody, deniedHead, join, messageField, okResponseField, RESPONSE, statusField, structEntries, type Bytes, type StructValues } from './encode';
+import { assemble, deniedHead, join, okResponseField, statusField, structEntries, type Bytes, type StructValues } from './encode';
 
 /** CheckResponse in the object shape @grpc/proto-loader serialises (keepCase): the readable form. */
 export interface CheckResponseObject {
@@ -112,11 +112,10 @@ function deny(d: DenyDecision): { t: Template; body: string } {
 
 /** The Decision's CheckResponse, encoded: cached bytes plus the per-request fields. */
 export function encodeCheckResponse(d: Decision): Buffer {
-  const id = structEntries({ decision_id: d.requestId });
   if (d.allow) {
     const t = cachedAllow(d);
-    return join([t.head, ...messageField(RESPONSE.dynamicMetadata, [t.meta, id])]);
+    return assemble(t.head, t.meta, d.requestId);
   }
   const { t, body } = deny(d);
-  return join([t.head, ...messageField(RESPONSE.deniedResponse, [t.denied!, deniedBody(body)]), ...messageField(RESPONSE.dynamicMetadata, [t.meta, id])]);
+  return assemble(t.head, t.meta, d.requestId, { head: t.denied!, body });
 }
