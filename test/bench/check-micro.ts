@@ -99,6 +99,7 @@ if (process.env['NODE_TEST_CONTEXT']) {
 } else {
   main().catch((err: unknown) => {
     console.error(err);
-    process.exitCode = 1;
+    // The apps' servers and timers would keep the process alive.
+    process.exit(1);
   });
 }
