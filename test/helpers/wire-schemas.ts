@@ -61,9 +61,23 @@ export function readOurSet(): descriptor.IFileDescriptorSet {
   return descriptor.FileDescriptorSet.toObject(msg) as descriptor.IFileDescriptorSet;
 }
 
+/**
+ * Every field of every type resolved. Root.resolveAll() alone is not enough: protobufjs skips
+ * namespaces it has resolved before, so the map fields rootFromSet swaps in (Struct.fields in the
+ * canonical root) stayed unresolved until something decoded with them, which made the descriptor
+ * comparison pass only when a decoding test ran first.
+ */
+function resolveEveryField(ns: protobuf.NamespaceBase): void {
+  for (const n of ns.nestedArray) {
+    if (n instanceof protobuf.Type) for (const f of n.fieldsArray) f.resolve();
+    if (n instanceof protobuf.Namespace || n instanceof protobuf.Type) resolveEveryField(n as protobuf.NamespaceBase);
+  }
+}
+
 export function ourRootFrom(set: descriptor.IFileDescriptorSet): protobuf.Root {
   const root = rootFromSet(set);
   root.resolveAll();
+  resolveEveryField(root);
   return root;
 }
 
@@ -91,6 +105,7 @@ export const CANON = (() => {
   };
   root.loadSync(['envoy/service/auth/v3/external_auth.proto'], { keepCase: true });
   root.resolveAll();
+  resolveEveryField(root);
   return root;
 })();
 /**
