@@ -7,8 +7,9 @@ import type { Header } from '../pipeline/decision';
  * google/protobuf/struct.proto). It exists so that a response can be assembled from cached bytes plus
  * the per-request fields (decision id, deny body): a protobuf message's encoding is the concatenation
  * of its fields, and a map's entries are repeated fields. The cached parts are written with
- * protobufjs' Writer; the per-request tail by `assemble`. test/wire-compat.test.ts decodes its output
- * with the server's deserializer and with Envoy's canonical schema.
+ * protobufjs' Writer; the per-request tail by `assemble`. test/wire-response.test.ts decodes its output
+ * with the server's deserializer and with Envoy's canonical schema, and compares it byte for byte with
+ * protobufjs' encoding of the object form (response.ts `toCheckResponse`).
  *
  * What must NOT be concatenated: two occurrences of a singular message field (protobufjs keeps only
  * the last one instead of merging them), hence one dynamic_metadata holding the cached entries and
@@ -20,7 +21,7 @@ const LEN = 2;
 const tag = (field: number, wireType: number): number => (field << 3) | wireType;
 
 /** CheckResponse field numbers. */
-export const RESPONSE = { status: 1, deniedResponse: 2, okResponse: 3, dynamicMetadata: 4 } as const;
+const RESPONSE = { status: 1, deniedResponse: 2, okResponse: 3, dynamicMetadata: 4 } as const;
 
 /** google.rpc.Status {code = 1, message = 2}, as CheckResponse field 1. */
 export function statusField(code: number, message: string): Bytes {
