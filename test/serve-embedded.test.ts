@@ -46,7 +46,7 @@ test('`serve` on the embedded store with only Node: bootstrap allowed, no token 
     assert.equal(okHeaders(ok)['x-orcheo-subject'], 'bootstrap');
     const denied = await client.check({ path: '/api/workflows' });
     assert.equal(deniedStatus(denied), 401);
-    assert.deepEqual(deniedBody(denied), { message: 'Missing bearer token', code: 'auth.missing_token' });
+    assert.deepEqual(deniedBody(denied), { message: 'Missing bearer token', code: 'auth.missing_token', request_id: denied.dynamic_metadata?.fields['decision_id']?.stringValue });
     assert.match(stderr, /embedded token store/);
     assert.match(stderr, /authz-db/, 'stored under ~/.orcheo/authz-db by default');
     assert.ok(!stderr.includes(BOOT), 'the bootstrap token never reaches the logs');
