@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createBootstrapAuthenticator } from './authn/bootstrap';
+import { bootstrapUseLog, createBootstrapAuthenticator, type BootstrapUseLog } from './authn/bootstrap';
 import { createAuthenticatorChain } from './authn/chain';
 import { createJwtAuthenticator, type JwtAuthenticator } from './authn/jwt';
 import { createServiceTokenAuthenticator } from './authn/service-token';
@@ -92,6 +92,8 @@ export interface AppOptions {
   /** Extra HTTP routes (the admin API registers here). */
   readonly routes?: (deps: AdminDeps) => readonly Route[];
   readonly intervals?: AppIntervals;
+  /** How often the bootstrap token's uses are logged as one line with counts (default 60 s). */
+  readonly bootstrapLogIntervalMs?: number;
 }
 
 export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
@@ -128,12 +130,14 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const assertions = cfg.assertion.enabled ? await startAssertions(cfg.assertion, { db, index, feed: tokenFeed, logger }) : undefined;
 
   const kinds: Authenticator[] = [];
+  let bootstrapLog: BootstrapUseLog | undefined;
   if (cfg.bootstrap) {
+    const uses = (bootstrapLog = bootstrapUseLog(logger, opts.bootstrapLogIntervalMs ?? 60_000));
     logger.warn('a bootstrap service token is configured: create persistent tokens, then remove ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN');
     audit.count('bootstrap.configured', 'bootstrap');
     kinds.push(withKeyNamespace('bootstrap',
       createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
-        logger.warn({ accepted: ok }, 'bootstrap token used');
+        uses.onUse(ok);
         metrics.bootstrapUses.inc({ accepted: String(ok) });
         audit.count(ok ? 'bootstrap.used' : 'bootstrap.rejected', 'bootstrap');
       }),
@@ -178,11 +182,13 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const asserted = assertions ? assertions.wrap(check) : check;
   const traced = tracingEnabled() ? withTracing(asserted) : asserted;
   if (traced !== asserted) logger.info('OpenTelemetry tracer provider found: tracing Check');
-  const timedCheck: CheckFn = async (req) => {
-    const started = process.hrtime.bigint();
-    const res = await traced(req);
-    metrics.checkDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return res;
+  // A `then`, not an async wrapper (one promise fewer per Check); performance.now() allocates no BigInt.
+  const timedCheck: CheckFn = (req) => {
+    const started = performance.now();
+    return traced(req).then((d) => {
+      metrics.checkDuration.observe((performance.now() - started) / 1e3);
+      return d;
+    });
   };
   metrics.bind({
     tokenIndex: () => ({ size: index.size, staleMs: index.staleMs, syncFailures: index.syncFailures }),
@@ -241,6 +247,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       tokenFeed.stop();
       assertions?.stop();
       jwt?.close();
+      bootstrapLog?.stop();
       await usage.stop();
       await audit.stop();
       await limiter?.close();

@@ -29,7 +29,7 @@ describe('rate limiting through Check', async () => {
       const r = await t!.client.check({ sourceIp: '203.0.113.7', headers: { authorization: 'Bearer bad' } });
       assert.equal(deniedStatus(r), 429);
       assert.equal(r.status.code, 8);
-      assert.deepEqual(deniedBody(r), { message: 'Too many authentication attempts from IP 203.0.113.7', code: 'auth.rate_limited.ip' });
+      assert.deepEqual(deniedBody(r), { message: 'Too many authentication attempts from IP 203.0.113.7', code: 'auth.rate_limited.ip', request_id: r.dynamic_metadata?.fields['decision_id']?.stringValue });
       const retry = Number(deniedHeaders(r)['retry-after']);
       assert.ok(retry >= 1 && retry <= 60, `retry-after ${retry}`);
       assert.equal(deniedStatus(await t!.client.check({ sourceIp: '203.0.113.8', headers: { authorization: 'Bearer bad' } })), 401);

@@ -18,7 +18,7 @@ test('`serve` on the embedded store with only Node: bootstrap allowed, no token 
   assert.equal(okHeaders(ok)['x-orcheo-subject'], 'bootstrap');
   const denied = await client.check({ path: '/api/workflows' });
   assert.equal(deniedStatus(denied), 401);
-  assert.deepEqual(deniedBody(denied), { message: 'Missing bearer token', code: 'auth.missing_token' });
+  assert.deepEqual(deniedBody(denied), { message: 'Missing bearer token', code: 'auth.missing_token', request_id: denied.dynamic_metadata?.fields['decision_id']?.stringValue });
   assert.match(server.logs(), /embedded token store/);
   assert.match(server.logs(), /authz-db/, 'stored under ~/.orcheo/authz-db by default');
   assert.ok(!server.logs().includes(BOOT), 'the bootstrap token never reaches the logs');

@@ -95,7 +95,7 @@ describe('shadow rules', () => {
     assert.equal(lineFor(t, 'admin-deny-1')?.code, 'auth.missing_scope');
   });
 
-  test('the decision id reaches the gRPC deny body and dynamic_metadata', { todo: 'src/grpc/response.ts is the grpc helper\'s: decision_id / request_id land with that change' }, async () => {
+  test('the decision id reaches the gRPC deny body and dynamic_metadata', async () => {
     const r = await t.client.check({ path: '/api/credentials/c1', headers: { authorization: `Bearer ${reader}`, 'x-request-id': 'grpc-id-1' } });
     assert.equal((deniedBody(r) as { request_id?: string }).request_id, 'grpc-id-1');
     const ok = await t.client.check({ path: '/api/beta/x', headers: { authorization: `Bearer ${reader}`, 'x-request-id': 'grpc-id-2' } });

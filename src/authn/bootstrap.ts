@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
 import { AuthError } from '../errors/deny';
 import { ALL_WORKSPACES } from '../authz/scopes';
 import type { BootstrapConfig } from '../config/types';
@@ -34,6 +35,48 @@ export function createBootstrapAuthenticator(cfg: BootstrapConfig, onUse?: (ok: 
       }
       use?.(true);
       return { kind: 'identified', identity };
+    },
+  };
+}
+
+export interface BootstrapUseLog {
+  onUse(ok: boolean): void;
+  /** Logs the uses counted since the last line (no line when there were none). */
+  flush(): void;
+  /** Stops the timer and flushes. */
+  stop(): void;
+}
+
+/**
+ * Bootstrap uses as log lines: the first use at once (an operator grepping for it should not wait),
+ * then one warning per interval with the counts, as the audit trail batches them. A warning per use
+ * flooded the log and cost every bootstrap Check a log line.
+ */
+export function bootstrapUseLog(logger: Logger, intervalMs: number): BootstrapUseLog {
+  let accepted = 0;
+  let rejected = 0;
+  let first = true;
+  const flush = (): void => {
+    if (accepted + rejected === 0) return;
+    logger.warn({ accepted, rejected, interval_s: intervalMs / 1000 }, 'bootstrap token used');
+    accepted = 0;
+    rejected = 0;
+  };
+  const timer = setInterval(flush, intervalMs);
+  timer.unref();
+  return {
+    onUse(ok: boolean): void {
+      if (ok) accepted++;
+      else rejected++;
+      if (first) {
+        first = false;
+        flush();
+      }
+    },
+    flush,
+    stop(): void {
+      clearInterval(timer);
+      flush();
     },
   };
 }

@@ -24,7 +24,9 @@ type Http = NonNullable<NonNullable<NonNullable<RawCheckRequest['attributes']>['
 
 function collectHeaders(http: Http): Map<string, string> {
   const out = new Map<string, string>();
-  if (http.headers) for (const [k, v] of Object.entries(http.headers)) out.set(k.toLowerCase(), String(v));
+  const h = http.headers;
+  // for…in rather than Object.entries: no array of pairs per request (proto-loader objects are plain).
+  if (h) for (const k in h) out.set(k.toLowerCase(), String(h[k]));
   // With `encode_raw_headers`, Envoy sends header_map instead (values possibly as raw bytes);
   // repeated headers are joined with a comma as HTTP allows.
   for (const h of http.header_map?.headers ?? []) {

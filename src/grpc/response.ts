@@ -2,8 +2,9 @@ import { DENY_CODES } from '../errors/deny';
 import type { AllowDecision, Decision, DenyDecision, Header } from '../pipeline/decision';
 import { denyHttp } from '../pipeline/deny-http';
 import { identityHeaders, identityMetadata } from '../pipeline/identity-headers';
+import { assemble, deniedHead, join, okResponseField, statusField, structEntries, type Bytes, type StructValues } from './encode';
 
-/** CheckResponse in the object shape @grpc/proto-loader serialises (keepCase). */
+/** CheckResponse in the object shape @grpc/proto-loader serialises (keepCase): the readable form. */
 export interface CheckResponseObject {
   status: { code: number; message: string };
   ok_response?: {
@@ -30,85 +31,92 @@ const OK = 0;
 /** Every header is sent with `append: false`: ours overwrite the client's. */
 const option = ([key, value]: Header): HeaderOption => ({ header: { key, value }, append: { value: false } });
 
-function struct(values: Readonly<Record<string, string | boolean>>): StructObject {
+function struct(values: StructValues): StructObject {
   const fields: Record<string, StructValue> = {};
   for (const [k, v] of Object.entries(values)) fields[k] = typeof v === 'boolean' ? { boolValue: v } : { stringValue: v };
   return { fields };
 }
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
+const allowMetadata = (d: AllowDecision): StructValues => (d.shadow ? { ...identityMetadata(d.identity), shadow_code: d.shadow.code } : identityMetadata(d.identity));
+const denyMetadata = (d: DenyDecision): StructValues => ({ authenticated: false, code: d.error.code });
 
 /**
- * Responses that depend only on the identity (or only on the deny) are built once, frozen and
- * shared; the server encodes each shared response once (see `isSharedResponse`). Encoding a fresh
- * response cost ~25 µs per Check, more than the whole decision.
+ * The Decision as Envoy's CheckResponse object (`ok_response` / `denied_response`, `dynamic_metadata`
+ * with `decision_id`, deny body with `request_id`). The server sends `encodeCheckResponse`'s bytes,
+ * which the wire-compat test holds to this form field by field.
  */
-const shared = new WeakSet<CheckResponseObject>();
-const allowByHeaders = new WeakMap<readonly Header[], CheckResponseObject>();
-const denyByKey = new Map<string, CheckResponseObject>();
-const MAX_SHARED_DENIES = 512;
-
-export function isSharedResponse(res: object): boolean {
-  return shared.has(res as CheckResponseObject);
-}
-
-function share(res: CheckResponseObject): CheckResponseObject {
-  shared.add(res);
-  return deepFreeze(res);
-}
-
-function buildAllow(d: AllowDecision): CheckResponseObject {
-  const meta = d.shadow ? { ...identityMetadata(d.identity), shadow_code: d.shadow.code } : identityMetadata(d.identity);
-  return {
-    status: { code: OK, message: '' },
-    ok_response: {
-      headers: d.headers.map(option),
-      headers_to_remove: [...d.headersToRemove],
-      query_parameters_to_remove: [...d.queryParamsToRemove],
-    },
-    dynamic_metadata: struct(meta),
-  };
-}
-
-function toAllow(d: AllowDecision): CheckResponseObject {
-  const plain = (d.headers === identityHeaders(d.identity) || Object.isFrozen(d.headers)) && d.headersToRemove.length === 0 && d.queryParamsToRemove.length === 0 && !d.shadow;
-  if (!plain) return buildAllow(d);
-  let res = allowByHeaders.get(d.headers);
-  if (!res) {
-    res = share(buildAllow(d));
-    allowByHeaders.set(d.headers, res);
+export function toCheckResponse(d: Decision): CheckResponseObject {
+  if (d.allow) {
+    return {
+      status: { code: OK, message: '' },
+      ok_response: { headers: d.headers.map(option), headers_to_remove: [...d.headersToRemove], query_parameters_to_remove: [...d.queryParamsToRemove] },
+      dynamic_metadata: struct({ ...allowMetadata(d), decision_id: d.requestId }),
+    };
   }
-  return res;
-}
-
-function buildDeny(d: DenyDecision): CheckResponseObject {
-  const http = denyHttp(d.error, d.tokenPresented, undefined);
+  const http = denyHttp(d.error, d.tokenPresented, d.requestId);
   return {
     status: { code: DENY_CODES[d.error.code].grpcStatus, message: d.error.code },
     denied_response: { status: { code: http.status }, headers: http.headers.map(option), body: http.body },
-    dynamic_metadata: struct({ authenticated: false, code: d.error.code }),
+    dynamic_metadata: struct({ ...denyMetadata(d), decision_id: d.requestId }),
   };
 }
 
-function toDeny(d: DenyDecision): CheckResponseObject {
-  if (d.error.retryAfterSeconds !== undefined) return buildDeny(d);
-  const key = `${d.error.code}|${d.tokenPresented ? 1 : 0}|${d.error.message}`;
-  let res = denyByKey.get(key);
-  if (!res) {
-    res = share(buildDeny(d));
-    // Messages are bounded (codes × scope lists of the policy); the cap guards the unexpected.
-    if (denyByKey.size < MAX_SHARED_DENIES) denyByKey.set(key, res);
-  }
-  return res;
+/**
+ * What a response shares with others of the same identity (or the same deny): everything but the
+ * decision id and the deny body. Encoding a whole CheckResponse with protobufjs cost ~25 µs per
+ * Check, more than the decision; the per-request part is two short fields.
+ */
+interface Template {
+  /** CheckResponse.status, plus ok_response for an allow. */
+  readonly head: Bytes;
+  /** DeniedHttpResponse status and headers (a deny only). */
+  readonly denied?: Bytes;
+  /** The dynamic_metadata Struct's entries, without decision_id. */
+  readonly meta: Bytes;
 }
 
-/** The Decision as Envoy's CheckResponse (`ok_response` / `denied_response`, `dynamic_metadata`). */
-export function toCheckResponse(d: Decision): CheckResponseObject {
-  return d.allow ? toAllow(d) : toDeny(d);
+const allowByHeaders = new WeakMap<readonly Header[], Template>();
+const denyByKey = new Map<string, Template>();
+const MAX_CACHED_DENIES = 512;
+
+const allowTemplate = (d: AllowDecision): Template => ({ head: join([statusField(OK, ''), okResponseField(d)]), meta: structEntries(allowMetadata(d)) });
+
+function cachedAllow(d: AllowDecision): Template {
+  // A frozen header list is shared by every request it answers (the identity's own, or one per re-used assertion).
+  const plain = (d.headers === identityHeaders(d.identity) || Object.isFrozen(d.headers)) && d.headersToRemove.length === 0 && d.queryParamsToRemove.length === 0 && !d.shadow;
+  if (!plain) return allowTemplate(d);
+  let t = allowByHeaders.get(d.headers);
+  if (!t) {
+    t = allowTemplate(d);
+    allowByHeaders.set(d.headers, t);
+  }
+  return t;
+}
+
+function denyTemplate(d: DenyDecision, headers: readonly Header[], status: number): Template {
+  return { head: statusField(DENY_CODES[d.error.code].grpcStatus, d.error.code), denied: deniedHead(status, headers), meta: structEntries(denyMetadata(d)) };
+}
+
+/** The deny's template and its body (which carries the request id, so is never cached). */
+function deny(d: DenyDecision): { t: Template; body: string } {
+  const http = denyHttp(d.error, d.tokenPresented, d.requestId);
+  // retry-after varies per call; the message is bounded (codes × scope lists of the policy).
+  if (d.error.retryAfterSeconds !== undefined) return { t: denyTemplate(d, http.headers, http.status), body: http.body };
+  const key = `${d.error.code}|${d.tokenPresented ? 1 : 0}|${d.error.message}`;
+  let t = denyByKey.get(key);
+  if (!t) {
+    t = denyTemplate(d, http.headers, http.status);
+    if (denyByKey.size < MAX_CACHED_DENIES) denyByKey.set(key, t);
+  }
+  return { t, body: http.body };
+}
+
+/** The Decision's CheckResponse, encoded: cached bytes plus the per-request fields. */
+export function encodeCheckResponse(d: Decision): Buffer {
+  if (d.allow) {
+    const t = cachedAllow(d);
+    return assemble(t.head, t.meta, d.requestId);
+  }
+  const { t, body } = deny(d);
+  return assemble(t.head, t.meta, d.requestId, { head: t.denied!, body });
 }

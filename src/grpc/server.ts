@@ -4,7 +4,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import type { CheckFn } from '../pipeline/decision';
 import { fromCheckRequest, type RawCheckRequest } from './request';
-import { isSharedResponse, toCheckResponse, type CheckResponseObject } from './response';
+import { encodeCheckResponse } from './response';
 import { AUTHZ_V2, AUTHZ_V3, loadPackageDefinition, loadReflectionDefinition } from './descriptors';
 
 export interface GrpcServerOptions {
@@ -27,19 +27,11 @@ const HEALTH_NAMES = ['', AUTHZ_V3, AUTHZ_V2];
 function serviceDefinition(pkg: ReturnType<typeof loadPackageDefinition>, name: string): grpc.ServiceDefinition {
   const def = pkg[name] as unknown as grpc.ServiceDefinition | undefined;
   if (!def || !('Check' in def)) throw new Error(`service ${name} missing from the proto definitions`);
-  // Shared (frozen) responses are encoded once: encoding was the largest cost of a Check.
+  // The handler answers with bytes already encoded (response.ts: cached parts + per-request fields):
+  // encoding a CheckResponse object with protobufjs was the largest cost of a Check.
   const check = def.Check!;
   const encode = check.responseSerialize;
-  const encoded = new WeakMap<object, Buffer>();
-  const responseSerialize = (res: object): Buffer => {
-    if (!isSharedResponse(res)) return encode(res);
-    let b = encoded.get(res);
-    if (!b) {
-      b = encode(res);
-      encoded.set(res, b);
-    }
-    return b;
-  };
+  const responseSerialize = (res: object): Buffer => (Buffer.isBuffer(res) ? res : encode(res));
   return { ...def, Check: { ...check, responseSerialize } };
 }
 
@@ -51,20 +43,29 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  const handler: grpc.handleUnaryCall<RawCheckRequest, CheckResponseObject> = (call, callback) => {
-    // The pipeline never rejects; the catch only guards against a defect in it.
+  const internal = (err: unknown): grpc.ServiceError => {
+    opts.logger.error({ err: (err as Error)?.message }, 'check handler failed');
+    return Object.assign(new Error('internal error'), { code: grpc.status.INTERNAL, details: 'internal error', metadata: new grpc.Metadata() });
+  };
+  const handler: grpc.handleUnaryCall<RawCheckRequest, Buffer> = (call, callback) => {
     let parts;
     try {
       parts = fromCheckRequest(call.request);
     } catch {
       parts = { headers: new Map<string, string>() };
     }
+    // The pipeline never rejects and encoding never throws; both guards are against a defect.
     opts.check(parts).then(
-      (d) => callback(null, toCheckResponse(d)),
-      (err: unknown) => {
-        opts.logger.error({ err: (err as Error)?.message }, 'check handler failed');
-        callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+      (d) => {
+        let bytes: Buffer;
+        try {
+          bytes = encodeCheckResponse(d);
+        } catch (err) {
+          return callback(internal(err));
+        }
+        callback(null, bytes);
       },
+      (err: unknown) => callback(internal(err)),
     );
   };
   server.addService(serviceDefinition(pkg, AUTHZ_V3), { Check: handler });

@@ -10,8 +10,7 @@
 import { startApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
-import { AUTHZ_V3, loadPackageDefinition } from '../../src/grpc/descriptors';
-import { isSharedResponse, toCheckResponse } from '../../src/grpc/response';
+import { encodeCheckResponse } from '../../src/grpc/response';
 import { generatePrivatePem, importSigningKey, KeySet, publicJwkOf } from '../../src/assertion/keys';
 import type { KeySource } from '../../src/assertion/key-source';
 import type { AssertionAlg } from '../../src/assertion/key-file';
@@ -55,23 +54,14 @@ async function signCost(alg: AssertionAlg, n: number): Promise<number> {
 }
 
 export async function benchAssertions(calls = 20_000): Promise<AssertionBench> {
-  const pkg = loadPackageDefinition();
-  const serialize = (pkg[AUTHZ_V3] as unknown as { Check: { responseSerialize(o: object): Buffer } }).Check.responseSerialize;
-  // As the gRPC server does: a shared (frozen) response is encoded once.
-  const bytes = new WeakMap<object, Buffer>();
-  const encode = (res: object): Buffer => {
-    if (!isSharedResponse(res)) return serialize(res);
-    let b = bytes.get(res);
-    if (!b) bytes.set(res, (b = serialize(res)));
-    return b;
-  };
   const off = await app(false);
   const on = await app(true);
   try {
     const allow = (a: { app: App; parts: RequestParts }) => async () => {
       const d = await a.app.check(a.parts);
       if (!d.allow) throw new Error('bench request was denied');
-      encode(toCheckResponse(d));
+      // As the gRPC server does: cached encoded parts plus the per-request tail.
+      encodeCheckResponse(d);
     };
     // Interleaved repeats, best of each: foreign load on the machine hits both alike.
     let allowOpsOff = 0;

@@ -18,6 +18,8 @@ import { deleteKeysMatching, redisReachable, SHARED_REDIS_URL } from '../helpers
 
 export const SERVICE_TOKEN_ID = 'bench-service';
 export const JWT_SECRET = `bench-${randomBytes(24).toString('hex')}`;
+/** As long as a service token's secret (43 characters), so both requests are the same size. */
+export const BOOTSTRAP_TOKEN = randomBytes(32).toString('base64url');
 
 export interface Fixtures {
   /** Where runtime files go (logs, frames, profiles); removed by teardown unless BENCH_KEEP is set. */
@@ -26,6 +28,8 @@ export interface Fixtures {
   readonly redis: boolean;
   /** Env for every service run: store location, JWT secret. */
   readonly baseEnv: Record<string, string>;
+  /** Extra env for the bootstrap run (the other runs have no bootstrap token: it costs every Check a digest). */
+  readonly bootstrapEnv: Record<string, string>;
   /** Extra env for the limits-on run (Redis with its own prefix when reachable). */
   readonly limitsEnv: Record<string, string>;
   /** The plaintext secret of the service token in the store. */
@@ -85,6 +89,7 @@ export async function setupFixtures(limits: { ip: number; identity: number }): P
       store: schema ? 'postgres' : 'embedded',
       redis,
       baseEnv: { ...storeEnv, ORCHEO_AUTH_JWT_SECRET: JWT_SECRET },
+      bootstrapEnv: { ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOTSTRAP_TOKEN },
       limitsEnv,
       serviceToken,
       teardown,

@@ -12,6 +12,8 @@ export interface Targets {
   readonly throughputRatio?: number;
   /** Maximum p99 at 1 connection × 1 request in flight, µs. */
   readonly p99us?: number;
+  /** Maximum p99 at 1 × 1 as a multiple of the baseline's. */
+  readonly p99Ratio?: number;
 }
 
 /** One timed repeat of a scenario: a throughput run and a latency run. */
@@ -95,6 +97,7 @@ function verdict(r: ScenarioResult, base: ScenarioResult): string {
   const t = r.targets;
   if (t.throughputRatio !== undefined) out.push(`${r.best.rps / base.best.rps >= t.throughputRatio ? 'ok' : 'MISS'} thr>=${t.throughputRatio.toFixed(2)}`);
   if (t.p99us !== undefined) out.push(`${r.best.p99us <= t.p99us ? 'ok' : 'MISS'} p99<=${t.p99us}`);
+  if (t.p99Ratio !== undefined) out.push(`${r.best.p99us <= t.p99Ratio * base.best.p99us ? 'ok' : 'MISS'} p99<=${t.p99Ratio.toFixed(1)}x`);
   return out.join(', ');
 }
 
