@@ -39,9 +39,10 @@ export function h2loadCommand(spec: CrossCheckSpec, port: number, frameFile: str
   return `h2load -c ${spec.connections} -m ${spec.streams} -t 1 -D ${Math.round(spec.seconds * 1000)}ms --warm-up-time 500ms -d ${frameFile} -H 'content-type: application/grpc' -H 'te: trailers' http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`;
 }
 
-export async function crossCheck(paths: readonly CrossCheckPath[], spec: CrossCheckSpec): Promise<CrossCheckResult[]> {
+/** `idle` is awaited before every run (the bench waits for the server core to go quiet). */
+export async function crossCheck(paths: readonly CrossCheckPath[], spec: CrossCheckSpec, idle: () => Promise<void> = async () => undefined): Promise<CrossCheckResult[]> {
   const run = async (port: number, frameFile: string): Promise<number> =>
-    (await runH2load({ port, frameFile, seconds: spec.seconds, warmupSeconds: 0.5, connections: spec.connections, streams: spec.streams })).rps;
+    (await idle(), await runH2load({ port, frameFile, seconds: spec.seconds, warmupSeconds: 0.5, connections: spec.connections, streams: spec.streams })).rps;
   const out: CrossCheckResult[] = [];
   for (const p of paths) {
     const pairs: Array<{ service: number; baseline: number }> = [];

@@ -75,7 +75,25 @@ async function withCpu(pid: number, load: (onMeasureStart: () => void) => Promis
   return { r, cpuUs: cpuMicros(pid) - start };
 }
 
-async function timeOnce(s: Scenario): Promise<Repeat> {
+/**
+ * Waits (at most 2 s) until the server-core processes are idle: after a run a Node process keeps
+ * garbage-collecting for a while on the same core, which made whichever scenario came next look
+ * slower (the first baseline row of a round was regularly ~30 % below the last one).
+ */
+async function settle(pids: readonly number[]): Promise<void> {
+  const total = (): number => pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
+  const deadline = Date.now() + 2000;
+  let last = total();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = total();
+    if (now - last < 5000) return; // < 5 ms of CPU in 100 ms, all processes together
+    last = now;
+  }
+}
+
+async function timeOnce(s: Scenario, serverPids: readonly number[]): Promise<Repeat> {
+  await settle(serverPids);
   const spec = { port: s.proc.grpcPort, seconds: SECONDS, warmupSeconds: WARMUP };
   const h2 = USE_H2LOAD && !s.many;
   const before = s.proc.httpPort ? await checkCounters(s.proc.httpPort) : undefined;
@@ -167,16 +185,17 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     await (USE_H2LOAD && !s.many ? runH2load({ ...spec, frameFile: s.frames }) : runNodeLoad({ ...spec, framesFile: s.frames }));
   }
   const reps = new Map<string, Repeat[]>(plan.map((s) => [s.name, []]));
+  const serverPids = [...procs].map((p) => p.pid);
   for (let i = 1; i <= REPEATS; i++) {
     for (const s of plan) {
-      const r = await timeOnce(s);
+      const r = await timeOnce(s, serverPids);
       reps.get(s.name)!.push(r);
       process.stderr.write(`  [${i}/${REPEATS}] ${s.name}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerCall.toFixed(1)} us CPU/call, p50 ${Math.round(r.p50us)} us, p99 ${Math.round(r.p99us)} us (${r.generator})\n`);
     }
   }
   const crossPaths = plan.filter((s) => !s.many && !s.name.startsWith('baseline') && !s.name.startsWith('limits'));
   const crossSpec = { pairs: CROSSCHECK_PAIRS, seconds: 1, connections: 4, streams: 32 };
-  const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: base.grpcPort, frameFile: s.frames })), crossSpec) : [];
+  const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: base.grpcPort, frameFile: s.frames })), crossSpec, () => settle(serverPids)) : [];
   for (const p of [base, service, limited, bootstrap]) {
     await p.stop();
     procs.delete(p);
