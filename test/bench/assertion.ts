@@ -35,7 +35,7 @@ async function opsPerSecond(n: number, fn: (i: number) => Promise<unknown>): Pro
 }
 
 async function app(assertions: boolean): Promise<{ app: App; parts: RequestParts }> {
-  const cfg = loadConfig({ ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://', ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_ASSERTION: String(assertions), LOG_LEVEL: 'silent' });
+  const cfg = loadConfig({ ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: 'off', ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://', ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_ASSERTION: String(assertions), LOG_LEVEL: 'silent' });
   const a = await startApp(cfg, { logger: createLogger('silent') });
   const { record, secret } = await insertToken(a.db, { id: 'bench', scopes: ['workflows:read'], workspaces: ['ws-1'] });
   a.index.apply(record);
