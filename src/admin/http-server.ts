@@ -4,6 +4,7 @@ import { createServer as createHttps, type Server as HttpsServer } from 'node:ht
 import type { Logger } from 'pino';
 import { HTTP_STATUS } from '../errors/api';
 import { normalizeIp } from '../ratelimit/client-ip';
+import { listen, type Listening } from '../util/listen';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void> | void;
 
@@ -85,7 +86,7 @@ function answerAfterBody(req: IncomingMessage, res: ServerResponse): void {
 }
 
 /** The HTTP listener: health, readiness, metrics and the admin API. Errors become JSON, never a crash. */
-export async function startHttpServer(opts: HttpServerOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startHttpServer(opts: HttpServerOptions): Promise<Listening<Server>> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let url: URL;
     try {
@@ -128,23 +129,5 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<{ server
     for (const f of [tls.cert, tls.key]) watchFile(f, { interval: 1000, persistent: false }, (cur, prev) => cur.mtimeMs !== prev.mtimeMs && reload());
     server.on('close', () => [tls.cert, tls.key].forEach((f) => unwatchFile(f)));
   }
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : opts.port);
-    });
-  });
-  return {
-    server,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections?.();
-        setTimeout(() => server.closeAllConnections?.(), 2000).unref();
-      }),
-  };
+  return listen(server, opts.host, opts.port);
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { CheckFn, Decision } from '../pipeline/decision';
 import { AuthError } from '../errors/deny';
 import { denyHttp } from '../pipeline/deny-http';
+import { listen, type Listening } from '../util/listen';
 import { BadAuthzRequest, toRequestParts } from './request';
 
 /**
@@ -22,11 +23,7 @@ export interface HttpAuthzOptions {
   readonly logger: Logger;
 }
 
-export interface HttpAuthzServer {
-  readonly server: Server;
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type HttpAuthzServer = Listening<Server>;
 
 type Headers = Array<[string, string]>;
 
@@ -133,23 +130,5 @@ export async function startHttpAuthzServer(opts: HttpAuthzOptions): Promise<Http
     socket.on('error', () => socket.destroy());
     handle(req, res);
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      const a = server.address();
-      resolve(typeof a === 'object' && a ? a.port : opts.port);
-    });
-  });
-  return {
-    server,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections?.();
-        setTimeout(() => server.closeAllConnections?.(), 2000).unref();
-      }),
-  };
+  return listen(server, opts.host, opts.port);
 }
