@@ -1,6 +1,6 @@
 import { DENY_CODES } from '../errors/deny';
 import type { AllowDecision, Decision, DenyDecision, Header } from '../pipeline/decision';
-import { denyHttp } from '../pipeline/deny-http';
+import { denyBody, denyHeaders, denyHttp } from '../pipeline/deny-http';
 import { identityHeaders, identityMetadata } from '../pipeline/identity-headers';
 import { assemble, deniedHead, join, okResponseField, statusField, structEntries, type Bytes, type StructValues } from './encode';
 
@@ -93,22 +93,22 @@ function cachedAllow(d: AllowDecision): Template {
   return t;
 }
 
-function denyTemplate(d: DenyDecision, headers: readonly Header[], status: number): Template {
-  return { head: statusField(DENY_CODES[d.error.code].grpcStatus, d.error.code), denied: deniedHead(status, headers), meta: structEntries(denyMetadata(d)) };
+function denyTemplate(d: DenyDecision): Template {
+  const head = statusField(DENY_CODES[d.error.code].grpcStatus, d.error.code);
+  return { head, denied: deniedHead(DENY_CODES[d.error.code].httpStatus, denyHeaders(d.error, d.tokenPresented)), meta: structEntries(denyMetadata(d)) };
 }
 
-/** The deny's template and its body (which carries the request id, so is never cached). */
-function deny(d: DenyDecision): { t: Template; body: string } {
-  const http = denyHttp(d.error, d.tokenPresented, d.requestId);
+/** The deny's template; only its body (which carries the request id) is built per request. */
+function deny(d: DenyDecision): Template {
   // retry-after varies per call; the message is bounded (codes × scope lists of the policy).
-  if (d.error.retryAfterSeconds !== undefined) return { t: denyTemplate(d, http.headers, http.status), body: http.body };
+  if (d.error.retryAfterSeconds !== undefined) return denyTemplate(d);
   const key = `${d.error.code}|${d.tokenPresented ? 1 : 0}|${d.error.message}`;
   let t = denyByKey.get(key);
   if (!t) {
-    t = denyTemplate(d, http.headers, http.status);
+    t = denyTemplate(d);
     if (denyByKey.size < MAX_CACHED_DENIES) denyByKey.set(key, t);
   }
-  return { t, body: http.body };
+  return t;
 }
 
 /** The Decision's CheckResponse, encoded: cached bytes plus the per-request fields. */
@@ -117,6 +117,6 @@ export function encodeCheckResponse(d: Decision): Buffer {
     const t = cachedAllow(d);
     return assemble(t.head, t.meta, d.requestId);
   }
-  const { t, body } = deny(d);
-  return assemble(t.head, t.meta, d.requestId, { head: t.denied!, body });
+  const t = deny(d);
+  return assemble(t.head, t.meta, d.requestId, { head: t.denied!, body: denyBody(d.error, d.requestId) });
 }

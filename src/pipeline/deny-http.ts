@@ -8,15 +8,24 @@ export interface HttpDeny {
   readonly body: string;
 }
 
-/** Status, the contract's headers, and the JSON body `{message, code, request_id}`. */
-export function denyHttp(err: AuthError, tokenPresented: boolean, requestId: string | undefined): HttpDeny {
-  const info = DENY_CODES[err.code];
+/** The contract's headers for this deny (status-dependent, never per request but for retry-after). */
+export function denyHeaders(err: AuthError, tokenPresented: boolean): Header[] {
+  const status = DENY_CODES[err.code].httpStatus;
   const headers: Header[] = [['content-type', 'application/json'], ['cache-control', 'no-store']];
-  if (info.httpStatus === 401) headers.push(['www-authenticate', tokenPresented ? 'Bearer error="invalid_token"' : 'Bearer']);
+  if (status === 401) headers.push(['www-authenticate', tokenPresented ? 'Bearer error="invalid_token"' : 'Bearer']);
   if (err.code === 'auth.missing_scope') headers.push(['www-authenticate', 'Bearer error="insufficient_scope"']);
-  if ((info.httpStatus === 429 || info.httpStatus === 503) && err.retryAfterSeconds !== undefined) {
+  if ((status === 429 || status === 503) && err.retryAfterSeconds !== undefined) {
     headers.push(['retry-after', String(Math.max(1, Math.ceil(err.retryAfterSeconds)))]);
   }
-  const body = requestId === undefined ? { message: err.message, code: err.code } : { message: err.message, code: err.code, request_id: requestId };
-  return { status: info.httpStatus, headers, body: JSON.stringify(body) };
+  return headers;
+}
+
+/** The JSON body `{message, code, request_id}`: the only part of a deny that differs per request. */
+export function denyBody(err: AuthError, requestId: string | undefined): string {
+  return JSON.stringify(requestId === undefined ? { message: err.message, code: err.code } : { message: err.message, code: err.code, request_id: requestId });
+}
+
+/** Status, the contract's headers, and the JSON body. */
+export function denyHttp(err: AuthError, tokenPresented: boolean, requestId: string | undefined): HttpDeny {
+  return { status: DENY_CODES[err.code].httpStatus, headers: denyHeaders(err, tokenPresented), body: denyBody(err, requestId) };
 }
