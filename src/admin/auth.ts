@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { CheckFn, RequestParts } from '../pipeline/decision';
-import { denyHttp } from '../pipeline/deny-http';
+import { denyHttp, type HttpDeny } from '../pipeline/deny-http';
 import { requestClientIp } from './http-server';
 
 /** Who called the admin API, for the audit trail. Never holds a credential. */
@@ -57,14 +57,11 @@ export function toRequestParts(req: IncomingMessage, access: AdminAccess): Reque
 export async function authenticateAdmin(check: CheckFn, req: IncomingMessage, access: AdminAccess): Promise<AdminAuthResult> {
   const parts = toRequestParts(req, access);
   const d = await check(parts);
+  const refuse = (http: HttpDeny): AdminAuthResult => ({ ok: false, status: http.status, headers: Object.fromEntries(http.headers), body: http.body });
+  if (!d.allow) return refuse(denyHttp(d.error, d.tokenPresented, d.requestId));
   // A shadow allow (a policy rule or default with `enforce: false` matching the admin path) is still
   // a denial here: shadow mode is for proxied routes, never a way into token administration.
-  const denial = d.allow ? d.shadow : d.error;
-  if (denial) {
-    const http = denyHttp(denial, d.allow ? parts.headers.has('authorization') : d.tokenPresented, d.requestId);
-    return { ok: false, status: http.status, headers: Object.fromEntries(http.headers), body: http.body };
-  }
-  if (!d.allow) throw new Error('unreachable: a deny without an error');
+  if (d.shadow) return refuse(denyHttp(d.shadow, parts.headers.has('authorization'), d.requestId));
   const id = d.identity;
   if (!id.authenticated) {
     return {

@@ -99,9 +99,9 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
         verdicts = states;
       } else verdicts = await deps.limiter.evaluate(queries);
     } catch (err) {
-      if (err instanceof LimiterUnavailableError && trace) trace.limiterUnavailable = true;
-      if (err instanceof LimiterUnavailableError) return new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER, detail: 'rate limiter unavailable (fail closed)' });
-      throw err;
+      if (!(err instanceof LimiterUnavailableError)) throw err;
+      if (trace) trace.limiterUnavailable = true;
+      return new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER, detail: 'rate limiter unavailable (fail closed)' });
     }
     for (let i = 0; i < queries.length; i++) {
       const verdict = verdicts[i];
@@ -190,8 +190,8 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
   const errorFields = (err: unknown) => (err instanceof Error ? { type: err.name, message: err.message, stack: deps.sensitiveDebug ? err.stack : undefined } : String(err));
 
   /** Observers (metrics, audit, logs) run after the decision and can never change or fail it. */
-  function observe(decision: Decision, input: CheckInput | undefined): void {
-    const { outcome } = decision;
+  function observe(decision: Decision): void {
+    const { outcome, input } = decision;
     try {
       deps.observe?.(outcome);
     } catch (err) {
@@ -238,13 +238,13 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
    * Both entries' core. A request that cannot be read and an unexpected failure are denied even in shadow:
    * neither was decided in full (no rule was evaluated, or a phase broke), and a failure is never an allow.
    */
-  async function run(parts: RequestParts, trace?: Trace): Promise<{ decision: Decision; input: CheckInput | undefined }> {
+  async function run(parts: RequestParts, trace?: Trace): Promise<Decision> {
     let input: CheckInput | undefined;
     let requestId = '';
     try {
       requestId = decisionId(parts.headers);
       input = toCheckInput(parts);
-      return { decision: await decide(input, requestId, trace), input };
+      return await decide(input, requestId, trace);
     } catch (err) {
       requestId ||= 'unknown';
       if (isAuthError(err)) {
@@ -254,23 +254,24 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
         } catch {
           // Logging never changes a decision.
         }
-        return { decision: denied(err, requestId), input: undefined };
+        return denied(err, requestId);
       }
       // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
       logger.error({ err: errorFields(err), path: input?.path, request_id: requestId, explain: trace ? true : undefined }, 'check failed; denying');
-      return { decision: denied(new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER }), requestId), input: undefined };
+      return denied(new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER }), requestId);
     }
   }
 
   const check = async function check(parts: RequestParts): Promise<Decision> {
-    const { decision, input } = await run(parts);
-    observe(decision, input);
+    const decision = await run(parts);
+    observe(decision);
     return decision;
   } as CheckPipeline;
 
   check.explain = async (parts: RequestParts): Promise<Explanation> => {
     const trace: Trace = { windows: [] };
-    const { decision, input } = await run(parts, trace);
+    const decision = await run(parts, trace);
+    const { input } = decision;
     const { ip, identity } = deps.limits;
     return buildExplanation({
       decision,
