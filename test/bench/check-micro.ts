@@ -50,6 +50,8 @@ async function app(level: string): Promise<App> {
   const cfg = loadConfig({
     ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
     ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0',
+    // Two apps run side by side: the HTTP authorization interface's fixed default port would collide.
+    ORCHEO_AUTH_HTTP_AUTHZ_ADDR: 'off',
     ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://',
     ORCHEO_AUTH_JWT_SECRET: SECRET,
     ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOTSTRAP,
