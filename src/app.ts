@@ -17,12 +17,12 @@ import { Metrics } from './admin/metrics';
 import { opsRoutes } from './admin/ops-routes';
 import type { AdminDeps } from './admin/routes';
 import { outcomeObserver } from './observe';
+import { frontDoorCheck } from './check-front';
 import { createCheckPipeline, type PipelineDeps } from './pipeline/check';
 import type { CheckFn, RequestParts } from './pipeline/decision';
 import type { Explanation } from './pipeline/explain';
 import { withKeyNamespace } from './pipeline/identity-key';
 import { describeLimits, describeMode, resolveMode } from './pipeline/mode';
-import { tracingEnabled, withTracing } from './pipeline/tracing';
 import { createRateLimiter } from './ratelimit';
 import { httpClientIp } from './ratelimit/client-ip';
 import type { RateLimiter } from './ratelimit/types';
@@ -138,7 +138,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     kinds.push(withKeyNamespace('bootstrap',
       createBootstrapAuthenticator(cfg.bootstrap, (ok) => {
         uses.onUse(ok);
-        metrics.bootstrapUses.inc({ accepted: String(ok) });
+        metrics.bootstrapUses.inc(ok ? 'true' : 'false');
         audit.count(ok ? 'bootstrap.used' : 'bootstrap.rejected', 'bootstrap');
       }),
     ));
@@ -172,6 +172,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     limits: { ip: cfg.rateLimit.ip, identity: cfg.rateLimit.identity, xffTrustedHops: cfg.rateLimit.xffTrustedHops },
     logger,
     sensitiveDebug: cfg.log.sensitiveDebug,
+    denyLogRate: cfg.log.denyRate,
     dryRun: cfg.dryRun,
     observe: outcomeObserver({ metrics, audit, usage }),
   };
@@ -179,17 +180,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   // The admin API authenticates through the same pipeline, but its calls are not Envoy's checks.
   // It never signs an assertion (nobody upstream reads one) and is never in shadow mode.
   const adminCheck = createCheckPipeline({ ...pipeline, dryRun: false, observe: outcomeObserver({ audit, usage }) });
-  const asserted = assertions ? assertions.wrap(check) : check;
-  const traced = tracingEnabled() ? withTracing(asserted) : asserted;
-  if (traced !== asserted) logger.info('OpenTelemetry tracer provider found: tracing Check');
-  // A `then`, not an async wrapper (one promise fewer per Check); performance.now() allocates no BigInt.
-  const timedCheck: CheckFn = (req) => {
-    const started = performance.now();
-    return traced(req).then((d) => {
-      metrics.checkDuration.observe((performance.now() - started) / 1e3);
-      return d;
-    });
-  };
+  const front = frontDoorCheck(check, { wrap: assertions && ((c) => assertions.wrap(c)), observeSeconds: (sec) => metrics.checkDuration.observe(sec), logger });
   metrics.bind({
     tokenIndex: () => ({ size: index.size, staleMs: index.staleMs, syncFailures: index.syncFailures }),
     jwt: jwt ? () => jwt.stats() : undefined,
@@ -203,7 +194,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   let httpAuthz: HttpAuthzServer | undefined;
   let draining = false;
   let loadWatch: NodeJS.Timeout | undefined;
-  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: timedCheck, logger });
+  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: front.decide, logger });
   const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
   const tokens = createTokenService({ db, index, logger });
   const routes: readonly Route[] = [
@@ -229,7 +220,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
     index,
     metrics,
     logger,
-    check: timedCheck,
+    check: front.check,
     audit,
     tokenFeed,
     assertions,
@@ -248,6 +239,8 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
       assertions?.stop();
       jwt?.close();
       bootstrapLog?.stop();
+      check.flushLog();
+      adminCheck.flushLog();
       await usage.stop();
       await audit.stop();
       await limiter?.close();
@@ -258,7 +251,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   const authzAddr = cfg.httpAuthz.addr;
   if (authzAddr) {
     try {
-      httpAuthz = await startHttpAuthzServer({ ...authzAddr, check: timedCheck, pathPrefix: cfg.httpAuthz.pathPrefix, clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops), logger });
+      httpAuthz = await startHttpAuthzServer({ ...authzAddr, check: front.check, pathPrefix: cfg.httpAuthz.pathPrefix, clientIp: httpClientIp(cfg.trustedProxies, cfg.rateLimit.xffTrustedHops), logger });
     } catch (err) {
       await app.stop(0).catch(() => undefined);
       throw new Error(`cannot listen on ORCHEO_AUTH_HTTP_AUTHZ_ADDR ${authzAddr.host}:${authzAddr.port}: ${(err as Error).message}`);

@@ -29,13 +29,56 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 }
 
 /**
+ * A labelled counter incremented on the Check path: plain numbers in nested Maps (no allocation per
+ * call), copied into prom-client at scrape time. prom-client's own `inc({labels})` hashes and
+ * validates the labels and allocates a result object on every call. The label values are bounded by
+ * the callers (a decision, a code of the closed deny union, true/false).
+ */
+export class TalliedCounter {
+  private readonly counts = new Map<string, Map<string, number>>();
+
+  constructor(registry: Registry, name: string, help: string, labelNames: readonly [string] | readonly [string, string]) {
+    const counts = this.counts;
+    const names = labelNames;
+    new Counter({
+      name,
+      help,
+      labelNames: [...names],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [a, inner] of counts) for (const [b, n] of inner) this.inc(names.length === 1 ? { [names[0]]: a } : { [names[0]]: a, [names[1]!]: b }, n);
+      },
+    });
+  }
+
+  inc(a: string, b = ''): void {
+    let inner = this.counts.get(a);
+    if (!inner) this.counts.set(a, (inner = new Map()));
+    inner.set(b, (inner.get(b) ?? 0) + 1);
+  }
+
+  /** The count of one label combination (tests and the soak read the exposition instead). */
+  value(a: string, b = ''): number {
+    return this.counts.get(a)?.get(b) ?? 0;
+  }
+
+  /** Sum over every label combination. */
+  total(): number {
+    let n = 0;
+    for (const inner of this.counts.values()) for (const v of inner.values()) n += v;
+    return n;
+  }
+}
+
+/**
  * Prometheus metrics (prom-client: the standard Node client; exposition format, default process
  * metrics). Labels are bounded: a decision, a deny code from the closed union, a backend name. No
  * label ever carries a token, a subject or a path.
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly checks = new Counter({ name: 'orcheo_authz_checks_total', help: 'Check decisions', labelNames: ['decision', 'code'] as const, registers: [this.registry] });
+  readonly checks = new TalliedCounter(this.registry, 'orcheo_authz_checks_total', 'Check decisions', ['decision', 'code']);
   readonly checkDuration = new Histogram({
     name: 'orcheo_authz_check_duration_seconds',
     help: 'Check latency inside the service',
@@ -45,9 +88,9 @@ export class Metrics {
   readonly limiterBackend = new Gauge({ name: 'orcheo_authz_ratelimit_backend', help: 'Active rate-limit backend (1 = active): redis, memory, or fallback while Redis is unreachable', labelNames: ['backend'] as const, registers: [this.registry] });
 
   /** Incremented at the bootstrap authenticator's use callback: it should stay at 0 after setup. */
-  readonly bootstrapUses = new Counter({ name: 'orcheo_authz_bootstrap_token_uses_total', help: 'Requests that presented the bootstrap token', labelNames: ['accepted'] as const, registers: [this.registry] });
+  readonly bootstrapUses = new TalliedCounter(this.registry, 'orcheo_authz_bootstrap_token_uses_total', 'Requests that presented the bootstrap token', ['accepted']);
 
-  readonly shadowDenials = new Counter({ name: 'orcheo_authz_shadow_denials_total', help: 'Would-be denials allowed by shadow mode (enforce: false, ORCHEO_AUTH_DRY_RUN)', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly shadowDenials = new TalliedCounter(this.registry, 'orcheo_authz_shadow_denials_total', 'Would-be denials allowed by shadow mode (enforce: false, ORCHEO_AUTH_DRY_RUN)', ['code']);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'orcheo_authz_' });
@@ -103,7 +146,7 @@ export class Metrics {
 
   /** The pipeline's outcome hook: one count per decision. */
   count(o: Pick<Outcome, 'decision' | 'code' | 'shadowCode'>): void {
-    this.checks.inc({ decision: o.decision, code: o.code ?? 'ok' });
-    if (o.shadowCode) this.shadowDenials.inc({ code: o.shadowCode });
+    this.checks.inc(o.decision, o.code ?? 'ok');
+    if (o.shadowCode) this.shadowDenials.inc(o.shadowCode);
   }
 }

@@ -24,6 +24,7 @@ export function createBootstrapAuthenticator(cfg: BootstrapConfig, onUse?: (ok: 
     source: 'bootstrap',
     expiresAt: cfg.expiresAt,
   });
+  const identified: AuthnResult = Object.freeze({ kind: 'identified', identity } as const);
   return {
     name: 'bootstrap',
     authenticate(token: string, nowMs: number, opts?: AuthnOptions): AuthnResult {
@@ -34,7 +35,7 @@ export function createBootstrapAuthenticator(cfg: BootstrapConfig, onUse?: (ok: 
         return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: 'bootstrap' };
       }
       use?.(true);
-      return { kind: 'identified', identity };
+      return identified;
     },
   };
 }

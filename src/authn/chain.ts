@@ -1,6 +1,8 @@
 import { AuthError } from '../errors/deny';
 import type { Authenticator, AuthnOptions, AuthnResult } from './types';
 
+const unknownToken = (): AuthnResult => ({ kind: 'rejected', error: new AuthError('auth.invalid_token') });
+
 /**
  * Tries identity kinds in the contract's order (bootstrap → service token → JWT). The first kind
  * that recognises the token decides; a token nobody recognises is `auth.invalid_token`. A kind that
@@ -9,12 +11,18 @@ import type { Authenticator, AuthnOptions, AuthnResult } from './types';
 export function createAuthenticatorChain(kinds: readonly Authenticator[]): Authenticator {
   return {
     name: 'chain',
-    async authenticate(token: string, nowMs: number, opts?: AuthnOptions): Promise<AuthnResult> {
-      for (const k of kinds) {
-        const r = await k.authenticate(token, nowMs, opts);
-        if (r.kind !== 'skip') return r;
-      }
-      return { kind: 'rejected', error: new AuthError('auth.invalid_token') };
+    // Synchronous until a kind answers with a promise (a JWT that needs its keys): the common
+    // cases (bootstrap, service token, cached JWT) then cost the pipeline no promise at all.
+    authenticate(token: string, nowMs: number, opts?: AuthnOptions): AuthnResult | Promise<AuthnResult> {
+      const from = (i: number): AuthnResult | Promise<AuthnResult> => {
+        for (; i < kinds.length; i++) {
+          const r = kinds[i]!.authenticate(token, nowMs, opts);
+          if (r instanceof Promise) return r.then((x) => (x.kind !== 'skip' ? x : from(i + 1)));
+          if (r.kind !== 'skip') return r;
+        }
+        return unknownToken();
+      };
+      return from(0);
     },
   };
 }

@@ -30,7 +30,8 @@ function toIdentity(r: TokenRecord): Identity {
  * rather than a 401 (a token created on another replica during an outage must not be refused).
  */
 export function createServiceTokenAuthenticator(index: TokenIndex): Authenticator {
-  const identities = new WeakMap<TokenRecord, Identity>();
+  // Records are replaced, never mutated, when a token changes: one answer per record version.
+  const answers = new WeakMap<TokenRecord, AuthnResult>();
   return {
     name: 'service_token',
     authenticate(token: string, nowMs: number): AuthnResult {
@@ -47,12 +48,12 @@ export function createServiceTokenAuthenticator(index: TokenIndex): Authenticato
       const dbNow = nowMs + index.clockOffsetMs;
       if (r.revokedAt !== undefined && r.revokedAt <= dbNow) return { kind: 'rejected', error: new AuthError('auth.token_revoked'), identityKey: key };
       if (r.expiresAt !== undefined && r.expiresAt <= dbNow) return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: key };
-      let id = identities.get(r);
-      if (!id) {
-        id = toIdentity(r);
-        identities.set(r, id);
+      let answer = answers.get(r);
+      if (!answer) {
+        answer = Object.freeze({ kind: 'identified', identity: toIdentity(r) } as const);
+        answers.set(r, answer);
       }
-      return { kind: 'identified', identity: id };
+      return answer;
     },
   };
 }

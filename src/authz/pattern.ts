@@ -66,7 +66,8 @@ function fits(t: Token, seg: string): boolean {
  * placement is also what decides captures: each `**` takes as few segments as it can, left to right.)
  */
 function matchTokens(tokens: readonly Token[], segs: readonly string[], params: readonly string[]): Record<string, string> | undefined {
-  const caps: Record<string, string> = {};
+  // Most patterns capture nothing: no object per attempt for them.
+  const caps: Record<string, string> | undefined = params.length > 0 ? {} : undefined;
   let p = 0;
   let s = 0;
   let starP = -1;
@@ -77,7 +78,7 @@ function matchTokens(tokens: readonly Token[], segs: readonly string[], params: 
       starP = p++;
       starS = s;
     } else if (p < tokens.length && fits(t!, segs[s]!)) {
-      if (typeof t === 'object') caps[t.param] = segs[s]!;
+      if (caps && typeof t === 'object') caps[t.param] = segs[s]!;
       p++;
       s++;
     } else if (starP >= 0) {
@@ -89,10 +90,13 @@ function matchTokens(tokens: readonly Token[], segs: readonly string[], params: 
   if (p !== tokens.length) return undefined;
   // Captures of a failed placement are overwritten by the final one: every token after the last
   // `**` is matched again from scratch, and those before it never move.
+  if (!caps) return NO_CAPTURES;
   const out: Record<string, string> = {};
   for (const name of params) out[name] = caps[name]!;
   return out;
 }
+
+const NO_CAPTURES: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 export function compilePattern(source: string): PathPattern {
   if (!source.startsWith('/')) throw new PatternError(`must start with "/" (got ${JSON.stringify(source)})`);

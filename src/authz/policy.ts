@@ -62,11 +62,28 @@ export function evaluatePolicy(policy: Policy, method: string, path: string): Re
     if (r.methods && !r.methods.has(method)) continue;
     const params = r.path.matchSegments(segments);
     if (!params) continue;
-    let workspace: string | undefined;
-    if (r.workspace) workspace = 'literal' in r.workspace ? r.workspace.literal : params[r.workspace.param];
-    return { scopes: r.scopes, workspace, auth: r.auth, matched: `rules[${i}]`, pattern: r.path.source, enforce: r.enforce, audience: r.audience };
+    if (!r.workspace || 'literal' in r.workspace) return fixedRequirement(policy, i);
+    return { scopes: r.scopes, workspace: params[r.workspace.param], auth: r.auth, matched: `rules[${i}]`, pattern: r.path.source, enforce: r.enforce, audience: r.audience };
   }
-  return { ...policy.default, matched: 'default' };
+  return fixedRequirement(policy, -1);
+}
+
+/**
+ * A rule whose workspace is not a path parameter (and the default) requires the same for every
+ * request it matches: built once per policy, frozen, shared. -1 is the default.
+ */
+const fixed = new WeakMap<Policy, Map<number, Requirement>>();
+function fixedRequirement(policy: Policy, i: number): Requirement {
+  let byRule = fixed.get(policy);
+  if (!byRule) fixed.set(policy, (byRule = new Map()));
+  let req = byRule.get(i);
+  if (!req) {
+    const r = policy.rules[i];
+    const workspace = r?.workspace && 'literal' in r.workspace ? r.workspace.literal : undefined;
+    req = Object.freeze(r ? { scopes: r.scopes, workspace, auth: r.auth, matched: `rules[${i}]`, pattern: r.path.source, enforce: r.enforce, audience: r.audience } : { ...policy.default, matched: 'default' });
+    byRule.set(i, req);
+  }
+  return req;
 }
 
 /**

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { addr, bool, cidrs, instant, int, list, num, oneOf, optionalAddr, pathPrefix, Problems, raw, str, url, type Env } from './parse';
 import { isClusterUrl, parseClusterUrl } from '../ratelimit/redis-client';
-import type { AssertionConfig, AuthMode, Config, JwtConfig, TlsFiles } from './types';
+import { DEFAULT_DENY_LOG_RATE, type AssertionConfig, type AuthMode, type Config, type JwtConfig, type TlsFiles } from './types';
 import { readKeyFile } from '../assertion/key-file';
 
 export class ConfigError extends Error {
@@ -157,6 +157,8 @@ export function loadConfig(env: Env = process.env): Config {
     log: Object.freeze({
       level: (oneOf(env, 'LOG_LEVEL', p, LOG_LEVELS) ?? 'info').replace('warning', 'warn'),
       sensitiveDebug: bool(env, 'LOG_SENSITIVE_DEBUG', p, false),
+      // `all` writes a line for every denial; a number caps the lines per code per second (the rest are counted).
+      denyRate: raw(env, 'ORCHEO_AUTH_DENY_LOG_RATE')?.toLowerCase() === 'all' ? Infinity : int(env, 'ORCHEO_AUTH_DENY_LOG_RATE', p, DEFAULT_DENY_LOG_RATE, 0, 1_000_000),
     }),
     assertion: assertion(env, p),
   };

@@ -81,6 +81,14 @@ export interface Config {
    * interface) believes; from any other TCP peer the header is ignored. Empty by default.
    */
   readonly trustedProxies: readonly string[];
-  readonly log: { readonly level: string; readonly sensitiveDebug: boolean };
+  readonly log: {
+    readonly level: string;
+    readonly sensitiveDebug: boolean;
+    /** `request denied` lines per deny code per second (ORCHEO_AUTH_DENY_LOG_RATE; Infinity for `all`). */
+    readonly denyRate: number;
+  };
   readonly assertion: AssertionConfig;
 }
+
+/** `request denied` lines per deny code per second before the rest are only counted (ORCHEO_AUTH_DENY_LOG_RATE). */
+export const DEFAULT_DENY_LOG_RATE = 100;

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type { CheckFn } from '../pipeline/decision';
+import type { DecideFn, Decision } from '../pipeline/decision';
 import { fromCheckRequest, type RawCheckRequest } from './request';
 import { encodeCheckResponse } from './response';
 import { AUTHZ_V2, AUTHZ_V3, loadPackageDefinition, loadReflectionDefinition } from './descriptors';
@@ -11,7 +11,8 @@ export interface GrpcServerOptions {
   readonly host: string;
   readonly port: number;
   readonly credentials?: grpc.ServerCredentials;
-  readonly check: CheckFn;
+  /** Answered in the same tick when the decision is synchronous. */
+  readonly check: DecideFn;
   readonly logger: Logger;
 }
 
@@ -54,19 +55,24 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     } catch {
       parts = { headers: new Map<string, string>() };
     }
-    // The pipeline never rejects and encoding never throws; both guards are against a defect.
-    opts.check(parts).then(
-      (d) => {
-        let bytes: Buffer;
-        try {
-          bytes = encodeCheckResponse(d);
-        } catch (err) {
-          return callback(internal(err));
-        }
-        callback(null, bytes);
-      },
-      (err: unknown) => callback(internal(err)),
-    );
+    // The pipeline never throws or rejects and encoding never throws; the guards are against a defect.
+    const reply = (d: Decision): void => {
+      let bytes: Buffer;
+      try {
+        bytes = encodeCheckResponse(d);
+      } catch (err) {
+        return callback(internal(err));
+      }
+      callback(null, bytes);
+    };
+    let d;
+    try {
+      d = opts.check(parts);
+    } catch (err) {
+      return callback(internal(err));
+    }
+    if (d instanceof Promise) d.then(reply, (err: unknown) => callback(internal(err)));
+    else reply(d);
   };
   server.addService(serviceDefinition(pkg, AUTHZ_V3), { Check: handler });
   server.addService(serviceDefinition(pkg, AUTHZ_V2), { Check: handler });

@@ -1,24 +1,33 @@
 import type { Logger } from 'pino';
 import { looksLikeJwt } from '../authn/service-token';
-import { ANONYMOUS, type Authenticator, type AuthnOptions, type Identity } from '../authn/types';
+import { ANONYMOUS, type Authenticator, type AuthnOptions, type AuthnResult, type Identity } from '../authn/types';
 import { applyContextExtensions, evaluatePolicy, type Policy, type Requirement } from '../authz/policy';
 import type { AuthMode } from '../config/types';
-import { LimiterUnavailableError, type LimitQuery, type RateLimiter } from '../ratelimit/types';
+import type { RateLimiter } from '../ratelimit/types';
+import { LIMITER_RETRY_AFTER, rateLimit, type Attempt } from './rate-limit';
 import { resolveClientIp } from '../ratelimit/client-ip';
 import { AuthError, isAuthError } from '../errors/deny';
 import { authorize, identityKey } from './authorize';
-import type { CheckFn, Decision, Outcome, RequestParts } from './decision';
+import type { CheckFn, Decision, DecideFn, MaybePromise, Outcome, RequestParts } from './decision';
 import { extractCredential, type Credential } from './extract';
+import { createDecisionLog, DEFAULT_DENY_LOG_RATE } from './decision-log';
 import { identityHeaders, spoofedHeaders } from './identity-headers';
 import { buildExplanation, credentialKind, type Explanation, type Trace } from './explain';
 import { decisionId } from './request-id';
 import { isCorsPreflight, toCheckInput, type CheckInput } from './request';
 
-export type { CheckFn, Decision, Outcome } from './decision';
+export type { CheckFn, DecideFn, Decision, Outcome } from './decision';
 export type { Explanation } from './explain';
 
 /** The Check pipeline, plus its non-counting twin for `POST /api/admin/explain`. */
 export interface CheckPipeline extends CheckFn {
+  /**
+   * The same Check, synchronous whenever every phase is (a cached credential, no rate-limit round
+   * trip): the gRPC front door answers in the same tick, without a promise per phase. Never throws.
+   */
+  readonly decide: DecideFn;
+  /** Writes the counts of sampled-away deny lines (at shutdown). */
+  flushLog(): void;
   /** The same phases as a Check, recording nothing: no limiter increment, no observers, no log line. */
   explain(parts: RequestParts): Promise<Explanation>;
 }
@@ -36,15 +45,22 @@ export interface PipelineDeps {
   readonly observe?: (o: Outcome) => void;
   /** ORCHEO_AUTH_DRY_RUN: every route is shadow (a would-be denial is logged, counted and allowed). */
   readonly dryRun?: boolean | undefined;
+  /** `request denied` lines per code per second (ORCHEO_AUTH_DENY_LOG_RATE; Infinity: every one). */
+  readonly denyLogRate?: number | undefined;
 }
 
-interface Verdict {
+interface Verdict extends Attempt {
   identity?: Identity | undefined;
-  error?: AuthError | undefined;
-  /** Whose failure this is, for the per-identity limit. */
   key?: string | undefined;
-  /** A 503 for a token the store could not look up: still a failed attempt for its IP. */
-  unknownDuringOutage?: boolean | undefined;
+}
+
+/** One request on its way through the phases (one object instead of a closure per phase). */
+interface Ctx {
+  readonly input: CheckInput;
+  readonly requestId: string;
+  readonly trace: Trace | undefined;
+  req: Requirement | undefined;
+  cred: Credential | undefined;
 }
 
 /**
@@ -56,7 +72,12 @@ function storeCouldNotTell(token: string, err: AuthError, key: string | undefine
   return err.code === 'auth.backend_unavailable' && key === undefined && !looksLikeJwt(token);
 }
 
-const LIMITER_RETRY_AFTER = 5;
+/** `f(x)` now when `x` is a value, after it settles when it is a promise: the phases stay synchronous until one is not. */
+function then<T, R>(x: MaybePromise<T>, f: (v: T) => MaybePromise<R>): MaybePromise<R> {
+  return x instanceof Promise ? x.then(f) : f(x);
+}
+
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * The decision pipeline: extract credentials → identify → authorize → rate limit → respond.
@@ -66,162 +87,119 @@ const LIMITER_RETRY_AFTER = 5;
 export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
   const now = deps.now ?? Date.now;
   const { logger } = deps;
-  // Decision lines carry only code, method, normalised path, rule and its pattern, workspace (from the
-  // path), subject and client IP — never a header or token — so they skip the redaction pass, which
-  // cost ~16 µs of a ~20 µs log line.
-  const decisions = logger.child({}, { redact: { paths: [] } });
+  const log = createDecisionLog(logger, deps.denyLogRate ?? DEFAULT_DENY_LOG_RATE, now);
 
-  async function identify(token: string, opts: AuthnOptions | undefined, trace: Trace | undefined): Promise<Verdict> {
-    const r = await deps.authenticator.authenticate(token, now(), trace ? { ...opts, quiet: true } : opts);
+  const toVerdict = (token: string, r: AuthnResult): Verdict => {
     if (r.kind === 'identified') return { identity: r.identity };
     if (r.kind === 'rejected') return { error: r.error, key: r.identityKey, unknownDuringOutage: storeCouldNotTell(token, r.error, r.identityKey) };
     return { error: new AuthError('auth.invalid_token') };
+  };
+
+  function identify(token: string, opts: AuthnOptions | undefined, trace: Trace | undefined): MaybePromise<Verdict> {
+    return then(deps.authenticator.authenticate(token, now(), trace ? { ...opts, quiet: true } : opts), (r) => toVerdict(token, r));
   }
 
   const clientIpOf = (input: CheckInput): string => resolveClientIp(input.sourceAddress, input.headers.get('x-forwarded-for'), deps.limits.xffTrustedHops);
 
-  async function rateLimit(input: CheckInput, v: Verdict, trace: Trace | undefined): Promise<AuthError | undefined> {
-    const { ip, identity } = deps.limits;
-    if (!deps.limiter || (ip <= 0 && identity <= 0)) return undefined;
-    const status = v.error?.httpStatus;
-    const queries: LimitQuery[] = [];
-    const clientIp = clientIpOf(input);
-    if (ip > 0) queries.push({ key: `ip:${clientIp}`, limit: ip, failed: status === 401 || v.unknownDuringOutage === true });
-    // `v.key` is already namespaced by kind (see identity-key.ts).
-    if (identity > 0 && v.key !== undefined) queries.push({ key: `id:${v.key}`, limit: identity, failed: status === 401 || status === 403 });
-    if (queries.length === 0) return undefined;
-    let verdicts;
-    try {
-      if (trace) {
-        // Explain: the verdicts evaluate would give, from a read that records nothing.
-        const states = await deps.limiter.peek(queries);
-        trace.windows = queries.map((q, i) => ({ window: q.key.startsWith('ip:') ? 'ip' : 'identity', subject: q.key.slice(3), state: states[i]! }));
-        verdicts = states;
-      } else verdicts = await deps.limiter.evaluate(queries);
-    } catch (err) {
-      if (!(err instanceof LimiterUnavailableError)) throw err;
-      if (trace) trace.limiterUnavailable = true;
-      return new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER, detail: 'rate limiter unavailable (fail closed)' });
-    }
-    for (let i = 0; i < queries.length; i++) {
-      const verdict = verdicts[i];
-      if (!verdict?.blocked) continue;
-      const opts = { retryAfterSeconds: verdict.retryAfterSeconds };
-      return queries[i]!.key.startsWith('ip:')
-        ? new AuthError('auth.rate_limited.ip', `Too many authentication attempts from IP ${clientIp}`, opts)
-        : new AuthError('auth.rate_limited.identity', 'Too many authentication attempts for this identity', opts);
-    }
-    return undefined;
-  }
-
-  async function decide(input: CheckInput, requestId: string, trace?: Trace): Promise<Decision> {
-    let req: Requirement | undefined;
-    const allow = (identity: Identity, cred: Credential | undefined, shadow?: AuthError): Decision => ({
+  function allow(c: Ctx, identity: Identity, shadow?: AuthError): Decision {
+    const req = c.req;
+    return {
       allow: true,
-      requestId,
-      input,
+      requestId: c.requestId,
+      input: c.input,
       requirement: req,
       identity,
       headers: identityHeaders(identity),
-      headersToRemove: spoofedHeaders(input.headers, identity),
-      queryParamsToRemove: cred?.queryParam ? [cred.queryParam] : NONE,
+      headersToRemove: spoofedHeaders(c.input.headers, identity),
+      queryParamsToRemove: c.cred?.queryParam ? [c.cred.queryParam] : NONE,
       shadow,
       outcome: { decision: 'allow', identity, matched: req?.matched, shadowCode: shadow?.code },
-    });
-    const mode = deps.mode();
-    if (mode === 'disabled' || isCorsPreflight(input)) return allow(ANONYMOUS, undefined);
+    };
+  }
 
-    req = applyContextExtensions(evaluatePolicy(deps.policy(), input.method, input.path), input.contextExtensions);
+  const noteKind = (c: Ctx, v: Verdict): void => {
+    if (c.trace && c.cred) Object.assign(c.trace, { kind: credentialKind(c.cred.token, v), authError: v.error, identity: v.identity });
+  };
+
+  function decide(input: CheckInput, requestId: string, trace?: Trace): MaybePromise<Decision> {
+    const c: Ctx = { input, requestId, trace, req: undefined, cred: undefined };
+    const mode = deps.mode();
+    if (mode === 'disabled' || isCorsPreflight(input)) return allow(c, ANONYMOUS);
+
+    const req = (c.req = applyContextExtensions(evaluatePolicy(deps.policy(), input.method, input.path), input.contextExtensions));
     const routeMode = req.auth ?? mode;
 
-    let cred: Credential | undefined;
-    let v: Verdict = {};
+    let v: Verdict | undefined;
     try {
-      cred = extractCredential(input);
+      c.cred = extractCredential(input);
     } catch (err) {
       if (!isAuthError(err)) throw err;
       v = { error: err };
       if (trace) trace.authError = err;
     }
+    const cred = c.cred;
     if (trace) trace.credential = cred && { via: cred.via, queryParam: cred.queryParam };
 
     if (routeMode === 'public') {
       // Valid credentials still yield identity headers; invalid ones are ignored, never counted.
       // Offline: an anonymous caller must never make a public route wait on a JWKS refetch.
-      const who = cred ? await identify(cred.token, { offline: true }, trace) : {};
-      if (trace && cred) Object.assign(trace, { kind: credentialKind(cred.token, who), authError: who.error, identity: who.identity });
-      return allow(who.identity ?? ANONYMOUS, cred);
+      if (!cred) return allow(c, ANONYMOUS);
+      return then(identify(cred.token, { offline: true }, trace), (who) => {
+        noteKind(c, who);
+        return allow(c, who.identity ?? ANONYMOUS);
+      });
     }
 
-    if (!v.error) {
-      if (cred) v = await identify(cred.token, undefined, trace);
-      else if (routeMode === 'optional') v = { identity: ANONYMOUS };
-      else v = { error: new AuthError('auth.missing_token') };
-    }
-    if (trace && cred) Object.assign(trace, { kind: credentialKind(cred.token, v), authError: v.error, identity: v.identity });
+    const verdict: MaybePromise<Verdict> = v ?? (cred ? identify(cred.token, undefined, trace) : routeMode === 'optional' ? { identity: ANONYMOUS } : { error: new AuthError('auth.missing_token') });
+    return then(verdict, (v) => afterIdentify(c, req, v));
+  }
+
+  function afterIdentify(c: Ctx, req: Requirement, identified: Verdict): MaybePromise<Decision> {
+    let v = identified;
+    noteKind(c, v);
     if (v.identity?.authenticated) {
       const denied = authorize(v.identity, req);
       if (denied) v = { error: denied, key: identityKey(v.identity), identity: v.identity };
       else v.key = identityKey(v.identity);
     }
+    return then(rateLimit(deps, () => clientIpOf(c.input), v, c.trace), (limited) => respond(c, req, v, limited));
+  }
 
-    const limited = await rateLimit(input, v, trace);
+  function respond(c: Ctx, req: Requirement, v: Verdict, limited: AuthError | undefined): Decision {
     const error = limited ?? v.error;
     if (error && (req.enforce === false || deps.dryRun)) {
       // Shadow: decided and counted in full above, allowed here. A limiter's refusal (429, or 503 when
       // failing closed) passes no identity: the limiter is what stops credential guessing, and an
       // identity reaching the upstream would tell the guesser which guess was right.
-      return allow(limited || !v.identity?.authenticated ? ANONYMOUS : v.identity, cred, error);
+      return allow(c, limited || !v.identity?.authenticated ? ANONYMOUS : v.identity, error);
     }
-    if (error) {
-      return {
-        allow: false,
-        requestId,
-        input,
-        requirement: req,
-        error,
-        tokenPresented: cred !== undefined,
-        outcome: { decision: 'deny', code: error.code, identity: v.identity, matched: req.matched },
-      };
-    }
-    return allow(v.identity ?? ANONYMOUS, cred);
+    if (!error) return allow(c, v.identity ?? ANONYMOUS);
+    return {
+      allow: false,
+      requestId: c.requestId,
+      input: c.input,
+      requirement: req,
+      error,
+      tokenPresented: c.cred !== undefined,
+      outcome: { decision: 'deny', code: error.code, identity: v.identity, matched: req.matched },
+    };
   }
 
   const errorFields = (err: unknown) => (err instanceof Error ? { type: err.name, message: err.message, stack: deps.sensitiveDebug ? err.stack : undefined } : String(err));
 
   /** Observers (metrics, audit, logs) run after the decision and can never change or fail it. */
-  function observe(decision: Decision): void {
-    const { outcome, input } = decision;
+  function observe(decision: Decision): Decision {
     try {
-      deps.observe?.(outcome);
+      deps.observe?.(decision.outcome);
     } catch (err) {
       logger.error({ err: errorFields(err) }, 'check observer failed; decision unchanged');
     }
-    if (!input) return;
     try {
-      const code = outcome.code ?? outcome.shadowCode;
-      if (code !== undefined) {
-        const req = decision.requirement;
-        decisions.info(
-          {
-            code,
-            method: input.method,
-            path: input.path,
-            rule: outcome.matched,
-            pattern: req?.pattern,
-            workspace: code === 'auth.workspace_forbidden' ? req?.workspace : undefined,
-            subject: outcome.identity?.subject,
-            ip: clientIpOf(input),
-            request_id: decision.requestId,
-          },
-          outcome.decision === 'deny' ? 'request denied' : 'would deny',
-        );
-      } else if (decisions.isLevelEnabled('debug')) {
-        decisions.debug({ method: input.method, path: input.path, rule: outcome.matched, subject: outcome.identity?.subject, type: outcome.identity?.type, request_id: decision.requestId }, 'request allowed');
-      }
+      log.decided(decision, clientIpOf);
     } catch {
       // A logger that throws must not turn a decision into an error either.
     }
+    return decision;
   }
 
   const denied = (error: AuthError, requestId: string): Decision => ({
@@ -235,38 +213,44 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
   });
 
   /**
-   * Both entries' core. A request that cannot be read and an unexpected failure are denied even in shadow:
-   * neither was decided in full (no rule was evaluated, or a phase broke), and a failure is never an allow.
+   * A request that cannot be read and an unexpected failure are denied even in shadow: neither was
+   * decided in full (no rule was evaluated, or a phase broke), and a failure is never an allow.
    */
-  async function run(parts: RequestParts, trace?: Trace): Promise<Decision> {
+  function failed(err: unknown, requestId: string, input: CheckInput | undefined, trace: Trace | undefined): Decision {
+    if (isAuthError(err)) {
+      // toCheckInput refusing a path it cannot read unambiguously: a deny with its code, not a 503.
+      try {
+        if (!trace) log.unreadable(err.code, err.detail, requestId);
+      } catch {
+        // Logging never changes a decision.
+      }
+      return denied(err, requestId);
+    }
+    // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
+    logger.error({ err: errorFields(err), path: input?.path, request_id: requestId, explain: trace ? true : undefined }, 'check failed; denying');
+    return denied(new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER }), requestId);
+  }
+
+  /** Both entries' core: never throws, never rejects. */
+  function run(parts: RequestParts, trace?: Trace): MaybePromise<Decision> {
     let input: CheckInput | undefined;
-    let requestId = '';
+    let requestId = 'unknown';
     try {
       requestId = decisionId(parts.headers);
       input = toCheckInput(parts);
-      return await decide(input, requestId, trace);
+      const d = decide(input, requestId, trace);
+      if (!(d instanceof Promise)) return d;
+      const read = input;
+      return d.catch((err: unknown) => failed(err, requestId, read, trace));
     } catch (err) {
-      requestId ||= 'unknown';
-      if (isAuthError(err)) {
-        // toCheckInput refusing a path it cannot read unambiguously: a deny with its code, not a 503.
-        try {
-          if (!trace) decisions.info({ code: err.code, detail: err.detail, request_id: requestId }, 'request denied');
-        } catch {
-          // Logging never changes a decision.
-        }
-        return denied(err, requestId);
-      }
-      // A bug or an unexpected backend failure: fail closed with a stable, retryable code.
-      logger.error({ err: errorFields(err), path: input?.path, request_id: requestId, explain: trace ? true : undefined }, 'check failed; denying');
-      return denied(new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: LIMITER_RETRY_AFTER }), requestId);
+      return failed(err, requestId, input, trace);
     }
   }
 
-  const check = async function check(parts: RequestParts): Promise<Decision> {
-    const decision = await run(parts);
-    observe(decision);
-    return decision;
-  } as CheckPipeline;
+  const decideFn: DecideFn = (parts) => then(run(parts), observe);
+  const check = ((parts: RequestParts): Promise<Decision> => Promise.resolve(decideFn(parts))) as CheckPipeline & { decide: DecideFn };
+  check.decide = decideFn;
+  check.flushLog = log.flush;
 
   check.explain = async (parts: RequestParts): Promise<Explanation> => {
     const trace: Trace = { windows: [] };
@@ -286,5 +270,3 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
   };
   return check;
 }
-
-const NONE: readonly string[] = Object.freeze([]);

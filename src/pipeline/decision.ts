@@ -68,3 +68,8 @@ export type Decision = AllowDecision | DenyDecision;
 
 /** The pipeline as every front door calls it. Always resolves; never rejects. */
 export type CheckFn = (req: RequestParts) => Promise<Decision>;
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** The same, answered synchronously when every phase is (the gRPC hot path): never throws, never rejects. */
+export type DecideFn = (req: RequestParts) => MaybePromise<Decision>;
