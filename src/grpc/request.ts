@@ -22,34 +22,50 @@ export interface RawCheckRequest {
 
 type Http = NonNullable<NonNullable<NonNullable<RawCheckRequest['attributes']>['request']>['http']>;
 
-function collectHeaders(http: Http): Map<string, string> {
+/** One `header_map` entry, as either decoder reads it. */
+export interface RawHeader {
+  readonly key?: string | undefined;
+  readonly value?: string | undefined;
+  readonly raw?: Uint8Array | undefined;
+}
+
+/**
+ * Lower-cased names, one value each. With `encode_raw_headers`, Envoy sends header_map instead
+ * (values possibly as raw bytes); repeated headers are joined with a comma as HTTP allows.
+ */
+export function collectHeaders(h: ReadonlyMap<string, string> | Record<string, string> | null | undefined, list: readonly RawHeader[] | undefined): Map<string, string> {
   const out = new Map<string, string>();
-  const h = http.headers;
+  if (h instanceof Map) for (const [k, v] of h) out.set(k.toLowerCase(), String(v));
   // for…in rather than Object.entries: no array of pairs per request (proto-loader objects are plain).
-  if (h) for (const k in h) out.set(k.toLowerCase(), String(h[k]));
-  // With `encode_raw_headers`, Envoy sends header_map instead (values possibly as raw bytes);
-  // repeated headers are joined with a comma as HTTP allows.
-  for (const h of http.header_map?.headers ?? []) {
-    if (!h.key) continue;
-    const k = h.key.toLowerCase();
-    const v = h.raw_value && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+  else if (h) for (const k in h) out.set(k.toLowerCase(), String((h as Record<string, string>)[k]));
+  for (const e of list ?? []) {
+    if (!e.key) continue;
+    const k = e.key.toLowerCase();
+    const v = e.raw && e.raw.length > 0 ? Buffer.from(e.raw).toString('latin1') : (e.value ?? '');
     const prev = out.get(k);
     out.set(k, prev === undefined ? v : `${prev},${v}`);
   }
   return out;
 }
 
-/** Envoy's CheckRequest as the pipeline's wire-neutral request. Total: any shape maps to something. */
+/** Empty strings are absent: Envoy, Istio and hand-written clients differ in what they leave unset. */
+export function partsOf(headers: Map<string, string>, method: string | undefined, path: string | undefined, query: string | undefined, source: string | undefined, contextExtensions: Readonly<Record<string, string>> | null | undefined): RequestParts {
+  return {
+    method: method || headers.get(':method') || undefined,
+    path: path || headers.get(':path') || undefined,
+    query: query || undefined,
+    headers,
+    sourceAddress: source || undefined,
+    contextExtensions: contextExtensions ?? undefined,
+  };
+}
+
+const rawHeaders = (http: Http): RawHeader[] | undefined => http.header_map?.headers?.map((h) => ({ key: h.key, value: h.value, raw: h.raw_value }));
+
+/** Envoy's CheckRequest (as proto-loader decodes it) as the pipeline's wire-neutral request. Total: any shape maps to something. */
 export function fromCheckRequest(req: RawCheckRequest | null | undefined): RequestParts {
   const attrs = req?.attributes ?? undefined;
   const http = attrs?.request?.http ?? undefined;
-  const headers = http ? collectHeaders(http) : new Map<string, string>();
-  return {
-    method: http?.method || headers.get(':method') || undefined,
-    path: http?.path || headers.get(':path') || undefined,
-    query: http?.query || undefined,
-    headers,
-    sourceAddress: attrs?.source?.address?.socket_address?.address || undefined,
-    contextExtensions: attrs?.context_extensions ?? undefined,
-  };
+  const headers = http ? collectHeaders(http.headers, rawHeaders(http)) : new Map<string, string>();
+  return partsOf(headers, http?.method, http?.path, http?.query, attrs?.source?.address?.socket_address?.address, attrs?.context_extensions);
 }

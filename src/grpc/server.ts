@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type { DecideFn, Decision } from '../pipeline/decision';
+import type { DecideFn, Decision, RequestParts } from '../pipeline/decision';
+import { decodeCheckRequest } from './decode';
 import { fromCheckRequest, type RawCheckRequest } from './request';
 import { encodeCheckResponse } from './response';
 import { AUTHZ_V2, AUTHZ_V3, loadPackageDefinition, loadReflectionDefinition } from './descriptors';
@@ -25,7 +26,7 @@ export interface GrpcServer {
 
 const HEALTH_NAMES = ['', AUTHZ_V3, AUTHZ_V2];
 
-function serviceDefinition(pkg: ReturnType<typeof loadPackageDefinition>, name: string): grpc.ServiceDefinition {
+function serviceDefinition(pkg: ReturnType<typeof loadPackageDefinition>, name: string, requestDeserialize?: (b: Buffer) => unknown): grpc.ServiceDefinition {
   const def = pkg[name] as unknown as grpc.ServiceDefinition | undefined;
   if (!def || !('Check' in def)) throw new Error(`service ${name} missing from the proto definitions`);
   // The handler answers with bytes already encoded (response.ts: cached parts + per-request fields):
@@ -33,7 +34,7 @@ function serviceDefinition(pkg: ReturnType<typeof loadPackageDefinition>, name: 
   const check = def.Check!;
   const encode = check.responseSerialize;
   const responseSerialize = (res: object): Buffer => (Buffer.isBuffer(res) ? res : encode(res));
-  return { ...def, Check: { ...check, responseSerialize } };
+  return { ...def, Check: { ...check, responseSerialize, ...(requestDeserialize ? { requestDeserialize } : {}) } };
 }
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
@@ -48,10 +49,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     opts.logger.error({ err: (err as Error)?.message }, 'check handler failed');
     return Object.assign(new Error('internal error'), { code: grpc.status.INTERNAL, details: 'internal error', metadata: new grpc.Metadata() });
   };
-  const handler: grpc.handleUnaryCall<RawCheckRequest, Buffer> = (call, callback) => {
-    let parts;
+  // v3 requests arrive already read into RequestParts (decode.ts); v2 ones as proto-loader objects.
+  const handler = <Req>(toParts: (req: Req) => RequestParts): grpc.handleUnaryCall<Req, Buffer> => (call, callback) => {
+    let parts: RequestParts;
     try {
-      parts = fromCheckRequest(call.request);
+      parts = toParts(call.request);
     } catch {
       parts = { headers: new Map<string, string>() };
     }
@@ -74,8 +76,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     if (d instanceof Promise) d.then(reply, (err: unknown) => callback(internal(err)));
     else reply(d);
   };
-  server.addService(serviceDefinition(pkg, AUTHZ_V3), { Check: handler });
-  server.addService(serviceDefinition(pkg, AUTHZ_V2), { Check: handler });
+  server.addService(serviceDefinition(pkg, AUTHZ_V3, decodeCheckRequest), { Check: handler<RequestParts>((parts) => parts) as grpc.UntypedHandleCall });
+  server.addService(serviceDefinition(pkg, AUTHZ_V2), { Check: handler<RawCheckRequest>(fromCheckRequest) as grpc.UntypedHandleCall });
 
   const health = new HealthImplementation(Object.fromEntries(HEALTH_NAMES.map((n) => [n, 'NOT_SERVING'])));
   health.addToServer(server);
