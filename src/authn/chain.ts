@@ -1,4 +1,5 @@
 import { AuthError } from '../errors/deny';
+import { hashSecret } from '../store/records';
 import type { Authenticator, AuthnOptions, AuthnResult } from './types';
 
 const unknownToken = (): AuthnResult => ({ kind: 'rejected', error: new AuthError('auth.invalid_token') });
@@ -13,7 +14,9 @@ export function createAuthenticatorChain(kinds: readonly Authenticator[]): Authe
     name: 'chain',
     // Synchronous until a kind answers with a promise (a JWT that needs its keys): the common
     // cases (bootstrap, service token, cached JWT) then cost the pipeline no promise at all.
-    authenticate(token: string, nowMs: number, opts?: AuthnOptions): AuthnResult | Promise<AuthnResult> {
+    authenticate(token: string, nowMs: number, given?: AuthnOptions): AuthnResult | Promise<AuthnResult> {
+      const digest = hashSecret(token);
+      const opts: AuthnOptions = given ? { ...given, digest } : { digest };
       const from = (i: number): AuthnResult | Promise<AuthnResult> => {
         for (; i < kinds.length; i++) {
           const r = kinds[i]!.authenticate(token, nowMs, opts);

@@ -1,7 +1,7 @@
 import { AuthError } from '../errors/deny';
 import { hashSecret, type TokenRecord } from '../store/records';
 import type { TokenIndex } from '../store/token-index';
-import type { Authenticator, AuthnResult, Identity } from './types';
+import type { Authenticator, AuthnOptions, AuthnResult, Identity } from './types';
 
 /** Seconds a client is asked to wait when the token store cannot be consulted. */
 const STORE_RETRY_AFTER = 5;
@@ -34,8 +34,8 @@ export function createServiceTokenAuthenticator(index: TokenIndex): Authenticato
   const answers = new WeakMap<TokenRecord, AuthnResult>();
   return {
     name: 'service_token',
-    authenticate(token: string, nowMs: number): AuthnResult {
-      const r = index.lookup(hashSecret(token));
+    authenticate(token: string, nowMs: number, opts?: AuthnOptions): AuthnResult {
+      const r = index.lookup(opts?.digest ?? hashSecret(token));
       if (!r) {
         if (!index.fresh && !looksLikeJwt(token)) {
           return { kind: 'rejected', error: new AuthError('auth.backend_unavailable', undefined, { retryAfterSeconds: STORE_RETRY_AFTER, detail: 'token index not synced' }) };

@@ -49,6 +49,12 @@ export interface AuthnOptions {
   readonly offline?: boolean | undefined;
   /** Explain: decide as usual but report no use (the bootstrap token's metric and audit counters). */
   readonly quiet?: boolean | undefined;
+  /**
+   * The token's SHA-256 (hex, `hashSecret`), computed once by the chain: the service-token index,
+   * the JWT cache and the bootstrap comparison all key on it, and hashing a 300-character JWT three
+   * times was the largest cost of a cached-JWT Check. A kind called alone hashes the token itself.
+   */
+  readonly digest?: string | undefined;
 }
 
 /** One identity kind (bootstrap token, service token, JWT). Must never throw for bad input. */

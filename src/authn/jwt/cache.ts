@@ -26,6 +26,7 @@ export function isExpired(exp: number | undefined, nowMs: number, leewaySeconds:
   return exp !== undefined && exp <= Math.floor(nowMs / 1000) - leewaySeconds;
 }
 
+/** Must stay `hashSecret`: the authenticator chain hands every kind that digest (AuthnOptions.digest). */
 export function tokenKey(token: string): string {
   return hashSecret(token);
 }

@@ -136,7 +136,7 @@ export function createJwtAuthenticator(
       if (token.length > MAX_TOKEN_LENGTH) return rejected('auth.invalid_token', { detail: 'token too large' });
       if (!JWT_SHAPE.test(token)) return { kind: 'skip' };
 
-      const key = tokenKey(token);
+      const key = authnOpts?.digest ?? tokenKey(token);
       let hit = cache.get(key);
       if (hit?.source === 'remote' && remote) {
         remote.refreshIfStale();
