@@ -8,8 +8,10 @@ import { AuthError } from '../errors/deny';
  * touches. An identity without workspaces is denied on workspace-bound routes; `*` grants all.
  */
 export function authorize(identity: Identity, req: Requirement): AuthError | undefined {
-  const missing = req.scopes.filter((s) => !identity.scopes.has(s));
-  if (missing.length > 0) return new AuthError('auth.missing_scope', `Missing required scopes: ${missing.join(', ')}`);
+  // A loop, not filter: an allowed Check builds no array.
+  let missing: string[] | undefined;
+  for (const s of req.scopes) if (!identity.scopes.has(s)) (missing ??= []).push(s);
+  if (missing) return new AuthError('auth.missing_scope', `Missing required scopes: ${missing.join(', ')}`);
   if (req.workspace !== undefined && !identity.workspaces.has(ALL_WORKSPACES) && !identity.workspaces.has(req.workspace)) {
     return new AuthError('auth.workspace_forbidden', 'Workspace access denied', { detail: `workspace ${req.workspace}` });
   }
