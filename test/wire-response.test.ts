@@ -174,3 +174,18 @@ describe('(b) CheckResponse bytes decode with the canonical schema to the object
     }
   });
 });
+
+describe('deny body', () => {
+  test('is byte for byte JSON.stringify({message, code, request_id}), for awkward ids and messages', async () => {
+    const { denyBody } = await import('../src/pipeline/deny-http');
+    const errs = [new AuthError('auth.missing_token'), new AuthError('auth.missing_scope', 'Missing required scopes: "a", b\u2028c'), new AuthError('auth.rate_limited.ip', 'Too many authentication attempts from IP ::1')];
+    for (const err of errs) {
+      for (const id of [undefined, 'r-1', 'quote " back \\ slash', '\u00e9\ud83d\ude00', 'x'.repeat(128)]) {
+        const expected = JSON.stringify(id === undefined ? { message: err.message, code: err.code } : { message: err.message, code: err.code, request_id: id });
+        // Twice: the second call reads the cached prefix.
+        assert.equal(denyBody(err, id), expected);
+        assert.equal(denyBody(err, id), expected);
+      }
+    }
+  });
+});

@@ -76,7 +76,8 @@ interface Template {
 }
 
 const allowByHeaders = new WeakMap<readonly Header[], Template>();
-const denyByKey = new Map<string, Template>();
+/** code → token presented → message → template. */
+const denyByKey = new Map<string, [Map<string, Template>, Map<string, Template>]>();
 const MAX_CACHED_DENIES = 512;
 
 const allowTemplate = (d: AllowDecision): Template => ({ head: join([statusField(OK, ''), okResponseField(d)]), meta: structEntries(allowMetadata(d)) });
@@ -102,11 +103,13 @@ function denyTemplate(d: DenyDecision): Template {
 function deny(d: DenyDecision): Template {
   // retry-after varies per call; the message is bounded (codes × scope lists of the policy).
   if (d.error.retryAfterSeconds !== undefined) return denyTemplate(d);
-  const key = `${d.error.code}|${d.tokenPresented ? 1 : 0}|${d.error.message}`;
-  let t = denyByKey.get(key);
+  let byCode = denyByKey.get(d.error.code);
+  if (!byCode) denyByKey.set(d.error.code, (byCode = [new Map(), new Map()]));
+  const byMessage = byCode[d.tokenPresented ? 1 : 0];
+  let t = byMessage.get(d.error.message);
   if (!t) {
     t = denyTemplate(d);
-    if (denyByKey.size < MAX_CACHED_DENIES) denyByKey.set(key, t);
+    if (byMessage.size < MAX_CACHED_DENIES) byMessage.set(d.error.message, t);
   }
   return t;
 }

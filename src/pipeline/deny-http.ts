@@ -20,9 +20,29 @@ export function denyHeaders(err: AuthError, tokenPresented: boolean): Header[] {
   return headers;
 }
 
+/**
+ * `{"message":…,"code":…` per code and message, so a deny serialises only its request id. Messages
+ * are bounded per code (codes × the policy's scope lists), except where an IP is in the message:
+ * past MAX_PREFIXES per code the prefix is built per call instead of cached.
+ */
+const prefixes = new Map<string, Map<string, string>>();
+const MAX_PREFIXES = 256;
+
+function bodyPrefix(err: AuthError): string {
+  let byMessage = prefixes.get(err.code);
+  if (!byMessage) prefixes.set(err.code, (byMessage = new Map()));
+  let prefix = byMessage.get(err.message);
+  if (prefix === undefined) {
+    prefix = JSON.stringify({ message: err.message, code: err.code }).slice(0, -1);
+    if (byMessage.size < MAX_PREFIXES) byMessage.set(err.message, prefix);
+  }
+  return prefix;
+}
+
 /** The JSON body `{message, code, request_id}`: the only part of a deny that differs per request. */
 export function denyBody(err: AuthError, requestId: string | undefined): string {
-  return JSON.stringify(requestId === undefined ? { message: err.message, code: err.code } : { message: err.message, code: err.code, request_id: requestId });
+  // Byte for byte what JSON.stringify({message, code, request_id}) writes (test/wire-response.test.ts).
+  return requestId === undefined ? `${bodyPrefix(err)}}` : `${bodyPrefix(err)},"request_id":${JSON.stringify(requestId)}}`;
 }
 
 /** Status, the contract's headers, and the JSON body. */
