@@ -185,6 +185,15 @@ function httpRequest(end: number): Http {
 export function decodeCheckRequest(bytes: Uint8Array): RequestParts {
   buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   pos = 0;
+  try {
+    return walk();
+  } finally {
+    // The request (its token included) is not kept alive by the module after the call.
+    buf = EMPTY;
+  }
+}
+
+function walk(): RequestParts {
   const end = buf.length;
   let source: string | undefined;
   let http: Http | undefined;
@@ -219,7 +228,6 @@ export function decodeCheckRequest(bytes: Uint8Array): RequestParts {
       } else skip(u & 7, to);
     }
   }
-  buf = EMPTY;
   const headers = http ? collectHeaders(http.headers, http.headerMap) : new Map<string, string>();
   return partsOf(headers, http?.method, http?.path, http?.query, source, ext);
 }
