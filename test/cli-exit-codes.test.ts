@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { embeddedStoreAt } from './helpers/pglite-template';
 import { closedPort, runCli, startServer, tempHome } from './helpers/spawn';
 
 const PORTS = { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0' };
@@ -19,7 +20,8 @@ test('serve: invalid configuration exits 2, an invalid policy file 2, an unreach
 
   const policyFile = join(home.dir, 'policy.yaml');
   writeFileSync(policyFile, 'rules:\n  - path: /api/*\n    auth: sometimes\n');
-  const policy = await runCli(['serve'], { ...PORTS, ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://', ORCHEO_AUTH_POLICY_FILE: policyFile }, { home: home.dir });
+  const db = await embeddedStoreAt(join(home.dir, 'db'));
+  const policy = await runCli(['serve'], { ...PORTS, ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: db, ORCHEO_AUTH_POLICY_FILE: policyFile }, { home: home.dir });
   assert.equal(policy.code, 2, policy.stdout + policy.stderr);
   assert.match(policy.stdout + policy.stderr, /policy\.yaml/);
 
@@ -34,7 +36,7 @@ test('serve: invalid configuration exits 2, an invalid policy file 2, an unreach
 test('serve: SIGTERM drains and exits 0; check-config problems exit 2', async (t) => {
   const home = tempHome();
   t.after(() => home.remove());
-  const s = await startServer({ ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://' }, { home: home.dir });
+  const s = await startServer({ ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: await embeddedStoreAt(join(home.dir, 'db')) }, { home: home.dir });
   assert.equal(await s.stop(), 0, s.logs());
   assert.match(s.logs(), /"msg":"stopped"/);
   const bad = await runCli(['check-config'], { ORCHEO_AUTH_MODE: 'sometimes' }, { home: home.dir });

@@ -20,7 +20,7 @@ describe('HTTP authorization interface', async () => {
   let t: TestApp;
   let port: number;
   before(async () => {
-    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT, ORCHEO_AUTH_BOOTSTRAP_TOKEN_SCOPES: 'workflows:read', ORCHEO_AUTH_JWT_SECRET: SECRET }, 'embedded');
+    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT, ORCHEO_AUTH_BOOTSTRAP_TOKEN_SCOPES: 'workflows:read', ORCHEO_AUTH_JWT_SECRET: SECRET }, 'auto');
     port = t.app.httpAuthzPort;
   });
   after(async () => t?.stop());
@@ -190,7 +190,7 @@ describe('HTTP authorization interface', async () => {
 describe('HTTP authorization interface: client address', async () => {
   const bad = { authorization: 'Bearer bad-token' };
   const limited = async (env: Record<string, string>, fn: (port: number) => Promise<void>): Promise<void> => {
-    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_RATE_LIMIT_IP: '1', ...env }, 'embedded');
+    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_RATE_LIMIT_IP: '1', ...env }, 'auto');
     try {
       await fn(t.app.httpAuthzPort);
     } finally {
@@ -233,13 +233,13 @@ describe('HTTP authorization interface: configuration', () => {
     assert.throws(() => loadConfig({ ORCHEO_AUTH_HTTP_AUTHZ_ADDR: 'nope' }), /ORCHEO_AUTH_HTTP_AUTHZ_ADDR: expected host:port/);
     for (const bad of ['authz', '/authz/', '/a?b', '/a%2f', '/a b'])
       assert.throws(() => loadConfig({ ORCHEO_AUTH_HTTP_AUTHZ_PATH_PREFIX: bad }), /ORCHEO_AUTH_HTTP_AUTHZ_PATH_PREFIX: expected a path prefix/, bad);
-    const t = await startTestApp({ ORCHEO_AUTH_HTTP_AUTHZ_ADDR: 'off' }, 'embedded');
+    const t = await startTestApp({ ORCHEO_AUTH_HTTP_AUTHZ_ADDR: 'off' }, 'auto');
     assert.equal(t.app.httpAuthzPort, 0);
     await t.stop();
   });
 
   test('the path prefix is stripped in Envoy style; a path outside it is a 400', async () => {
-    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT, ORCHEO_AUTH_BOOTSTRAP_TOKEN_SCOPES: 'workflows:read', ORCHEO_AUTH_HTTP_AUTHZ_PATH_PREFIX: '/authz' }, 'embedded');
+    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT, ORCHEO_AUTH_BOOTSTRAP_TOKEN_SCOPES: 'workflows:read', ORCHEO_AUTH_HTTP_AUTHZ_PATH_PREFIX: '/authz' }, 'auto');
     try {
       const port = t.app.httpAuthzPort;
       const auth = { authorization: `Bearer ${BOOT}` };

@@ -53,7 +53,7 @@ describe('real proxies in front of the HTTP authorization interface', async () =
       ORCHEO_AUTH_TRUSTED_PROXIES: '127.0.0.1',
       // The shipped example policy: the built-in rules plus a public /healthz (a spoofing target).
       ORCHEO_AUTH_POLICY_FILE: join(DEPLOY, 'policy', 'policy.yaml'),
-    }, 'embedded');
+    }, 'auto');
     echo = await startEcho();
   });
   after(async () => {

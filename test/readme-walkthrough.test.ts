@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { embeddedStoreAt } from './helpers/pglite-template';
 import { freePort } from './helpers/wait';
 import { baseEnv, MAIN_JS, tempHome } from './helpers/spawn';
 
@@ -24,6 +25,9 @@ test('the README token walkthrough, run verbatim, ends with `orcheo token list` 
   mkdirSync(bin);
   chmodSync(MAIN_JS, 0o755);
   for (const name of ['orcheo', 'orcheo-authz']) symlinkSync(MAIN_JS, join(bin, name));
+  // The README's default store path, pre-initialised (initdb is seconds of CPU); the walkthrough's
+  // commands still run verbatim, and a first start on an empty directory is serve-embedded.test.ts.
+  await embeddedStoreAt(join(home.dir, '.orcheo', 'authz-db'));
   const port = await freePort();
   const env = baseEnv(home.dir, {
     PATH: `${bin}:${process.env.PATH}`,

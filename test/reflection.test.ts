@@ -247,7 +247,7 @@ describe('server reflection (no protos on the client)', () => {
   let port: number;
 
   before(async () => {
-    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT }, 'embedded');
+    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT }, 'auto');
     port = t.app.grpcPort;
   });
   after(async () => {

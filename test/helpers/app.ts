@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
 import { createTestSchema, pgReachable, type TestSchema } from './pg';
 import { AuthzClient } from './grpc-client';
+import { embeddedStore } from './pglite-template';
 
 export interface TestApp {
   readonly app: App;
@@ -16,7 +17,7 @@ export interface TestApp {
 
 /**
  * Starts the real service in-process on loopback ports chosen by the OS, with its own Postgres
- * schema (store 'pg') or an in-memory embedded store ('embedded'). Logs are captured, so tests can
+ * schema (store 'pg') or a fresh embedded store ('embedded', a copy of an initialised data directory). Logs are captured, so tests can
  * assert that no secret reaches them.
  */
 export interface TestAppOptions {
@@ -47,10 +48,12 @@ export async function startTestApp(env: Record<string, string> = {}, store: 'pg'
   // not the store, so they run everywhere).
   const usePg = store === 'pg' || (store === 'auto' && (await pgReachable()));
   const schema = usePg ? existing ?? (await createTestSchema()) : undefined;
+  // The embedded store: a copy of an initialised data directory, not memory:// (which runs initdb).
+  const dataDir = schema ? undefined : await embeddedStore();
   const cfg = loadConfig({
     ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0',
     ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0',
-    ...(schema ? { ORCHEO_AUTH_DATABASE_URL: schema.url } : { ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://' }),
+    ...(schema ? { ORCHEO_AUTH_DATABASE_URL: schema.url } : { ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: dataDir!.dir }),
     LOG_LEVEL: 'debug',
     ...env,
   });
@@ -68,6 +71,7 @@ export async function startTestApp(env: Record<string, string> = {}, store: 'pg'
       client.close();
       await app.stop(1000);
       if (schema && !existing) await schema.drop();
+      dataDir?.remove();
     },
   };
 }
