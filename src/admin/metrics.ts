@@ -39,15 +39,14 @@ export class TalliedCounter {
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly [string] | readonly [string, string]) {
     const counts = this.counts;
-    const names = labelNames;
     new Counter({
       name,
       help,
-      labelNames: [...names],
+      labelNames: [...labelNames],
       registers: [registry],
       collect() {
         this.reset();
-        for (const [a, inner] of counts) for (const [b, n] of inner) this.inc(names.length === 1 ? { [names[0]]: a } : { [names[0]]: a, [names[1]!]: b }, n);
+        for (const [a, inner] of counts) for (const [b, n] of inner) this.inc(labelNames.length === 1 ? { [labelNames[0]]: a } : { [labelNames[0]]: a, [labelNames[1]!]: b }, n);
       },
     });
   }
@@ -56,11 +55,6 @@ export class TalliedCounter {
     let inner = this.counts.get(a);
     if (!inner) this.counts.set(a, (inner = new Map()));
     inner.set(b, (inner.get(b) ?? 0) + 1);
-  }
-
-  /** The count of one label combination (tests and the soak read the exposition instead). */
-  value(a: string, b = ''): number {
-    return this.counts.get(a)?.get(b) ?? 0;
   }
 
   /** Sum over every label combination. */

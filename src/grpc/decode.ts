@@ -22,6 +22,13 @@ import { collectHeaders, partsOf } from './request';
  */
 
 const LEN = 2;
+/** The tag of length-delimited field `n` (every field the walker reads is one). */
+const field = (n: number): number => (n << 3) | LEN;
+const F1 = field(1);
+const F2 = field(2);
+const F3 = field(3);
+const F4 = field(4);
+const F10 = field(10);
 
 interface RawEntry {
   key: string;
@@ -38,7 +45,8 @@ interface Http {
 }
 
 // The cursor: decoding is synchronous and never re-entered, so one module-level position is safe.
-let buf: Buffer = Buffer.alloc(0);
+const EMPTY = Buffer.alloc(0);
+let buf: Buffer = EMPTY;
 let pos = 0;
 
 function fail(what: string): never {
@@ -103,8 +111,8 @@ function mapEntry(end: number): [string, string] {
   let value = '';
   while (pos < to) {
     const t = tag(to);
-    if (t === ((1 << 3) | LEN)) key = string(to);
-    else if (t === ((2 << 3) | LEN)) value = string(to);
+    if (t === F1) key = string(to);
+    else if (t === F2) value = string(to);
     else skip(t & 7, to);
   }
   return [key, value];
@@ -114,7 +122,7 @@ function mapEntry(end: number): [string, string] {
 function nested(end: number, path: readonly number[], depth: number): string | undefined {
   const to = sub(end);
   let found: string | undefined;
-  const want = (path[depth]! << 3) | LEN;
+  const want = field(path[depth]!);
   while (pos < to) {
     const t = tag(to);
     if (t !== want) skip(t & 7, to);
@@ -129,9 +137,9 @@ function headerValue(end: number): RawEntry {
   const h: RawEntry = { key: '', value: '' };
   while (pos < to) {
     const t = tag(to);
-    if (t === ((1 << 3) | LEN)) h.key = string(to);
-    else if (t === ((2 << 3) | LEN)) h.value = string(to);
-    else if (t === ((3 << 3) | LEN)) {
+    if (t === F1) h.key = string(to);
+    else if (t === F2) h.value = string(to);
+    else if (t === F3) {
       const at = sub(to);
       h.raw = buf.subarray(pos, at);
       pos = at;
@@ -169,7 +177,7 @@ function httpRequest(end: number): Http {
         const list: RawEntry[] = [];
         while (pos < at) {
           const u = tag(at);
-          if (u === ((1 << 3) | LEN)) list.push(headerValue(at));
+          if (u === F1) list.push(headerValue(at));
           else skip(u & 7, at);
         }
         http.headerMap = list;
@@ -200,7 +208,7 @@ function walk(): RequestParts {
   let ext: Record<string, string> | undefined;
   while (pos < end) {
     const t = tag(end);
-    if (t !== ((1 << 3) | LEN)) {
+    if (t !== F1) {
       skip(t & 7, end);
       continue;
     }
@@ -211,18 +219,18 @@ function walk(): RequestParts {
     ext = undefined;
     while (pos < to) {
       const u = tag(to);
-      if (u === ((1 << 3) | LEN)) source = nested(to, SOURCE_ADDRESS, 0);
-      else if (u === ((4 << 3) | LEN)) {
+      if (u === F1) source = nested(to, SOURCE_ADDRESS, 0);
+      else if (u === F4) {
         // Request.http = 2 (the last one wins).
         const at = sub(to);
         let last: Http | undefined;
         while (pos < at) {
           const w = tag(at);
-          if (w === ((2 << 3) | LEN)) last = httpRequest(at);
+          if (w === F2) last = httpRequest(at);
           else skip(w & 7, at);
         }
         http = last;
-      } else if (u === ((10 << 3) | LEN)) {
+      } else if (u === F10) {
         const [k, v] = mapEntry(to);
         (ext ??= {})[k] = v;
       } else skip(u & 7, to);
@@ -232,4 +240,3 @@ function walk(): RequestParts {
   return partsOf(headers, http?.method, http?.path, http?.query, source, ext);
 }
 
-const EMPTY = Buffer.alloc(0);

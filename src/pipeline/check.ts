@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { looksLikeJwt } from '../authn/service-token';
 import { ANONYMOUS, type Authenticator, type AuthnOptions, type AuthnResult, type Identity } from '../authn/types';
 import { applyContextExtensions, evaluatePolicy, type Policy, type Requirement } from '../authz/policy';
-import type { AuthMode } from '../config/types';
+import { DEFAULT_DENY_LOG_RATE, type AuthMode } from '../config/types';
 import type { RateLimiter } from '../ratelimit/types';
 import { LIMITER_RETRY_AFTER, rateLimit, type Attempt } from './rate-limit';
 import { resolveClientIp } from '../ratelimit/client-ip';
@@ -10,7 +10,7 @@ import { AuthError, isAuthError } from '../errors/deny';
 import { authorize, identityKey } from './authorize';
 import type { CheckFn, Decision, DecideFn, MaybePromise, Outcome, RequestParts } from './decision';
 import { extractCredential, type Credential } from './extract';
-import { createDecisionLog, DEFAULT_DENY_LOG_RATE } from './decision-log';
+import { createDecisionLog } from './decision-log';
 import { identityHeaders, spoofedHeaders } from './identity-headers';
 import { buildExplanation, credentialKind, type Explanation, type Trace } from './explain';
 import { decisionId } from './request-id';
@@ -162,7 +162,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
       if (denied) v = { error: denied, key: identityKey(v.identity), identity: v.identity };
       else v.key = identityKey(v.identity);
     }
-    return then(rateLimit(deps, () => clientIpOf(c.input), v, c.trace), (limited) => respond(c, req, v, limited));
+    return then(rateLimit(deps, clientIpOf, c.input, v, c.trace), (limited) => respond(c, req, v, limited));
   }
 
   function respond(c: Ctx, req: Requirement, v: Verdict, limited: AuthError | undefined): Decision {

@@ -3,8 +3,6 @@ import type { DenyCode } from '../errors/deny';
 import type { Decision } from './decision';
 import type { CheckInput } from './request';
 
-export { DEFAULT_DENY_LOG_RATE } from '../config/types';
-
 const WINDOW_MS = 1000;
 
 export interface DecisionLog {

@@ -2,6 +2,7 @@ import { AuthError } from '../errors/deny';
 import { LimiterUnavailableError, type LimitQuery, type LimitVerdict, type RateLimiter } from '../ratelimit/types';
 import type { MaybePromise } from './decision';
 import type { Trace } from './explain';
+import type { CheckInput } from './request';
 
 /** Seconds a client is asked to wait when the limiter fails closed (or a phase broke). */
 export const LIMITER_RETRY_AFTER = 5;
@@ -31,13 +32,13 @@ function limiterDown(err: unknown, trace: Trace | undefined): AuthError {
  * A 401 counts against both, a 403 against the identity only. With limits off it answers at once
  * (no promise), so the Check stays synchronous. Explain (`trace`) peeks instead, recording nothing.
  */
-export function rateLimit(deps: RateLimitDeps, clientIpOf: () => string, a: Attempt, trace: Trace | undefined): MaybePromise<AuthError | undefined> {
+export function rateLimit(deps: RateLimitDeps, clientIpOf: (input: CheckInput) => string, input: CheckInput, a: Attempt, trace: Trace | undefined): MaybePromise<AuthError | undefined> {
   const { ip, identity } = deps.limits;
   const limiter = deps.limiter;
   if (!limiter || (ip <= 0 && identity <= 0)) return undefined;
   const status = a.error?.httpStatus;
   const queries: LimitQuery[] = [];
-  const clientIp = clientIpOf();
+  const clientIp = clientIpOf(input);
   if (ip > 0) queries.push({ key: `ip:${clientIp}`, limit: ip, failed: status === 401 || a.unknownDuringOutage === true });
   if (identity > 0 && a.key !== undefined) queries.push({ key: `id:${a.key}`, limit: identity, failed: status === 401 || status === 403 });
   if (queries.length === 0) return undefined;
