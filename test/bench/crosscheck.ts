@@ -58,7 +58,7 @@ export async function crossCheck(paths: readonly CrossCheckPath[], spec: CrossCh
   return out;
 }
 
-/** Bench ratio (best of its repeats) next to the independent one, per path. */
+/** Bench ratio (median of its pairs) next to the independent one, per path. */
 export function formatCrossCheck(results: readonly CrossCheckResult[], benchRatio: (name: string) => number | undefined, spec: CrossCheckSpec): string {
   const lines = [
     `independent h2load check: ${spec.pairs} service/baseline pairs of ${spec.seconds}s at ${spec.connections}x${spec.streams} per path, median of the pairs' ratios`,

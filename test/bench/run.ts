@@ -2,9 +2,10 @@
  * `npm run bench`: Check throughput and latency of the service (its own process, pinned to core 0)
  * against a bare grpc-js baseline, driven by a load generator in another process (core 1): h2load
  * when installed, else node-load.ts. Every scenario is checked for the right decision first, then
- * timed BENCH_REPEATS times, interleaved with the others (so a burst of foreign load hits every
- * scenario alike); the table shows the best repeat. See README "Benchmark". Environment knobs:
- *   BENCH_SECONDS (1.5) BENCH_WARMUP (0.5) BENCH_LATENCY_SECONDS (1.2: the 1 x 1 run) BENCH_REPEATS (3)
+ * timed BENCH_REPEATS times, each time right next to its baseline (so a burst of foreign load hits
+ * both alike); the table shows the best repeat's figures and the medians of the pairs' ratios. See
+ * README "Benchmark". Environment knobs:
+ *   BENCH_SECONDS (1.5) BENCH_WARMUP (0.5) BENCH_LATENCY_SECONDS (1.2: the 1 x 1 run) BENCH_REPEATS (5)
  *   BENCH_PREWARM (1: untimed pass per scenario) BENCH_CONNECTIONS (8) BENCH_STREAMS (16)
  *   BENCH_CROSSCHECK_PAIRS (3: independent h2load pairs of 1 s per path, crosscheck.ts; 0 skips it)
  *   BENCH_JWT_TOKENS (20000, > the 10 000-entry JWT cache) BENCH_GENERATOR (h2load|node)
@@ -22,7 +23,7 @@ import { benchHttpAuthz, formatHttpAuthz } from './http-authz';
 import { runNodeLoad, type LoadResult } from './node-load';
 import { printHotspots } from './profile';
 import { benchAssertions, formatAssertionBench } from './assertion';
-import { formatPathRatios, formatTable, machine, summarize, writeJson, type Repeat, type ScenarioResult, type Targets } from './report';
+import { formatPathRatios, formatTable, machine, ratios, summarize, writeJson, type PairRatio, type Repeat, type ScenarioResult, type Targets } from './report';
 import { canPin, checkCounters, killAll, limiterBackend, startBaselineProcess, startService, type Proc } from './service-process';
 
 const num = (name: string, def: number): number => {
@@ -33,7 +34,7 @@ const num = (name: string, def: number): number => {
 const SECONDS = num('BENCH_SECONDS', 1.5);
 const WARMUP = num('BENCH_WARMUP', 0.5);
 const LAT_SECONDS = num('BENCH_LATENCY_SECONDS', 1.2);
-const REPEATS = Math.round(num('BENCH_REPEATS', 3));
+const REPEATS = Math.round(num('BENCH_REPEATS', 5));
 const PREWARM = num('BENCH_PREWARM', 1);
 const CROSSCHECK_PAIRS = Math.round(Number(process.env['BENCH_CROSSCHECK_PAIRS'] ?? 3));
 const CONNS = num('BENCH_CONNECTIONS', 8);
@@ -91,6 +92,8 @@ async function settle(pids: readonly number[]): Promise<void> {
     last = now;
   }
 }
+
+const isBaseline = (s: Scenario): boolean => s.name.startsWith('baseline');
 
 async function timeOnce(s: Scenario, serverPids: readonly number[]): Promise<Repeat> {
   await settle(serverPids);
@@ -176,7 +179,7 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     { name: 'bootstrap allow', proc: bootstrap, frames: files.boot, expect: allow('bootstrap'), probe: boot, counter: 'allow/ok', targets: PATH_TARGETS, baseline: 'baseline (bootstrap bytes)' },
     { name: `limits on (${backend})`, proc: limited, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: { throughputRatio: 0.75 }, baseline: 'baseline' },
   ];
-  const plan = all.filter((s) => !ONLY || s.name.startsWith('baseline') || ONLY.test(s.name));
+  const plan = all.filter((s) => !ONLY || isBaseline(s) || ONLY.test(s.name));
   for (const s of plan) assertReply(s.name, await rawCheck(s.proc.grpcPort, s.probe), s.expect);
 
   // One untimed pass at full load: JIT, connection pools and caches settle before any figure counts.
@@ -185,22 +188,35 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     await (USE_H2LOAD && !s.many ? runH2load({ ...spec, frameFile: s.frames }) : runNodeLoad({ ...spec, framesFile: s.frames }));
   }
   const reps = new Map<string, Repeat[]>(plan.map((s) => [s.name, []]));
+  const pairs = new Map<string, PairRatio[]>(plan.map((s) => [s.name, []]));
+  const byName = new Map(plan.map((s) => [s.name, s]));
   const serverPids = [...procs].map((p) => p.pid);
+  const timed = async (i: number, s: Scenario): Promise<Repeat> => {
+    const r = await timeOnce(s, serverPids);
+    reps.get(s.name)!.push(r);
+    process.stderr.write(`  [${i}/${REPEATS}] ${s.name}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerCall.toFixed(1)} us CPU/call, p50 ${Math.round(r.p50us)} us, p99 ${Math.round(r.p99us)} us (${r.generator})\n`);
+    return r;
+  };
+  // Each scenario is timed next to its baseline, the pair's order alternating between repeats (a
+  // trend in foreign load then favours neither); its ratios are the medians of the pairs' ratios.
   for (let i = 1; i <= REPEATS; i++) {
-    for (const s of plan) {
-      const r = await timeOnce(s, serverPids);
-      reps.get(s.name)!.push(r);
-      process.stderr.write(`  [${i}/${REPEATS}] ${s.name}: ${Math.round(r.rps)} req/s, ${r.cpuUsPerCall.toFixed(1)} us CPU/call, p50 ${Math.round(r.p50us)} us, p99 ${Math.round(r.p99us)} us (${r.generator})\n`);
+    for (const s of plan.filter((x) => !isBaseline(x))) {
+      const b = byName.get(s.baseline)!;
+      const first = i % 2 ? b : s;
+      const r1 = await timed(i, first);
+      const r2 = await timed(i, first === b ? s : b);
+      const [rb, rs] = first === b ? [r1, r2] : [r2, r1];
+      pairs.get(s.name)!.push({ rps: rs.rps / rb.rps, cpuUsPerCall: rs.cpuUsPerCall / rb.cpuUsPerCall, p50us: rs.p50us / rb.p50us, p99us: rs.p99us / rb.p99us });
     }
   }
-  const crossPaths = plan.filter((s) => !s.many && !s.name.startsWith('baseline') && !s.name.startsWith('limits'));
+  const crossPaths = plan.filter((s) => !s.many && !isBaseline(s) && !s.name.startsWith('limits'));
   const crossSpec = { pairs: CROSSCHECK_PAIRS, seconds: 1, connections: 4, streams: 32 };
   const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: base.grpcPort, frameFile: s.frames })), crossSpec, () => settle(serverPids)) : [];
   for (const p of [base, service, limited, bootstrap]) {
     await p.stop();
     procs.delete(p);
   }
-  const results: ScenarioResult[] = plan.map((s) => summarize(s.name, s.baseline, s.targets, reps.get(s.name)!));
+  const results: ScenarioResult[] = plan.filter((s) => reps.get(s.name)!.length).map((s) => summarize(s.name, s.baseline, s.targets, reps.get(s.name)!, pairs.get(s.name)!));
 
   const m = machine(canPin() ? 'server core 0, generator core 1 (taskset)' : 'not pinned (no taskset or a single core)', USE_H2LOAD ? `${h2loadVersion()}; unique-JWT rows: node:http2 generator` : `node:http2 generator (${h2loadAvailable() ? 'BENCH_GENERATOR=node' : 'h2load not installed'})`);
   console.log(`\norcheo-authz bench: ${m.cpu}, nproc ${m.nproc}, node ${m.node}; ${m.pinned}`);
@@ -209,14 +225,14 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   // The run itself keeps ~2 runnable (server and generator); more means others took their cores.
   if (loadBefore > 1 || loadAfter > 3) console.log('WARNING: other processes competed for the cores during this run: its ratios are not to be trusted');
   console.log(`best of ${REPEATS} runs of ${SECONDS}s (after ${WARMUP}s warm-up): req/s and server CPU per call at ${CONNS} connections x ${STREAMS} streams; p50/p99 at 1 x 1 in flight (${LAT_SECONDS}s runs)`);
-  console.log('x base: ratio to the baseline row measured by the same generator (throughput: higher is better; CPU and latency: lower)\n');
+  console.log(`x base: median over the ${REPEATS} repeats of the ratio to the baseline run next to it (same request bytes, same generator; throughput: higher is better; CPU and latency: lower)\n`);
   console.log(formatTable(results, CONNS, STREAMS));
   console.log(`\n${formatPathRatios(results)}`);
   if (crossed.length) {
     const benchRatio = (name: string): number | undefined => {
       const r = results.find((x) => x.name === name);
       const b = r && results.find((x) => x.name === r.baseline);
-      return r && b ? r.best.rps / b.best.rps : undefined;
+      return r && b ? ratios(r, b).rps : undefined;
     };
     console.log(`\n${formatCrossCheck(crossed, benchRatio, crossSpec)}`);
   }
