@@ -59,6 +59,8 @@ export interface AppIntervals {
   readonly jwksMinTtlMs?: number;
   /** How often start checks whether the index has loaded (default 100). */
   readonly loadWatchMs?: number;
+  /** gRPC connection idle timeout (grpc/server.ts CONNECTION_LIMITS: 300000). */
+  readonly grpcIdleMs?: number;
 }
 
 export interface App {
@@ -194,7 +196,8 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   let httpAuthz: HttpAuthzServer | undefined;
   let draining = false;
   let loadWatch: NodeJS.Timeout | undefined;
-  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: front.decide, logger });
+  const connection = { idleMs: iv.grpcIdleMs };
+  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: front.decide, logger, connection });
   const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
   const tokens = createTokenService({ db, index, logger });
   const routes: readonly Route[] = [
