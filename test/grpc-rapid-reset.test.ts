@@ -8,7 +8,7 @@
  * The service runs in this process, so "the server still holds its end" is read directly: the
  * connection's row in /proc/net/tcp (server port -> client port) names a socket inode, and
  * /proc/self/fd says whether a descriptor still points at it. The bounds are injected short
- * (intervals.grpcIdleMs); every wait polls with a generous deadline.
+ * (intervals.grpcIdleMs, grpcMaxAgeMs, grpcAgeGraceMs); every wait polls with a generous deadline.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -67,9 +67,10 @@ interface Abuser {
 
 /**
  * A raw HTTP/2 connection that sends PAIRS HEADERS + RST_STREAM(CANCEL) pairs in one write, then
- * either goes silent or half-closes (`end`).
+ * either goes silent or half-closes (`end`). `holdStream` first opens a stream it never finishes,
+ * so the connection is never idle.
  */
-async function abuse(port: number, opts: { halfClose: boolean }): Promise<Abuser> {
+async function abuse(port: number, opts: { halfClose: boolean; holdStream?: boolean }): Promise<Abuser> {
   const socket = connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   const goaways: number[] = [];
@@ -91,6 +92,7 @@ async function abuse(port: number, opts: { halfClose: boolean }): Promise<Abuser
   const cancel = Buffer.alloc(4);
   cancel.writeUInt32BE(CANCEL);
   const out = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(SETTINGS, 0, 0)];
+  if (opts.holdStream) out.push(frame(HEADERS, END_HEADERS, 1, CHECK_HEADERS));
   for (let i = 0; i < PAIRS; i++) {
     const id = 3 + 2 * i;
     out.push(frame(HEADERS, END_HEADERS, id, CHECK_HEADERS), frame(RST_STREAM, 0, id, cancel));
@@ -131,7 +133,7 @@ function serverHoldsFd(serverPort: number, clientPort: number): boolean {
  * whole idle period would be closed as idle before its burst is read (a GOAWAY NO_ERROR, then no
  * rate limiting), which is not the case under test.
  */
-async function abuseAndExpectClosed(port: number, specs: Array<{ halfClose: boolean }>): Promise<number> {
+async function abuseAndExpectClosed(port: number, specs: Array<{ halfClose: boolean; holdStream?: boolean }>): Promise<number> {
   const abusers: Abuser[] = [];
   try {
     for (const spec of specs) {
@@ -224,5 +226,21 @@ describe('rapid reset: abusive connections are closed by the idle timeout', { sk
     } finally {
       client.close();
     }
+  });
+});
+
+describe('rapid reset: a connection that holds a stream open is cut at its max age', { skip: SKIP }, () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required' }, 'auto', undefined, { intervals: { grpcIdleMs: IDLE_MS, grpcMaxAgeMs: 1000, grpcAgeGraceMs: 300 } });
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  test('never idle (one stream open), silent or half-closed: closed after max age plus grace', async (ctx) => {
+    const ms = await abuseAndExpectClosed(t.app.grpcPort, [{ halfClose: false, holdStream: true }, { halfClose: true, holdStream: true }]);
+    ctx.diagnostic(`closed ${Math.round(ms)} ms after the last GOAWAY (max age 1000 ms ±10%, grace 300 ms)`);
+    assert.equal(deniedStatus(await t.client.check({})), 401);
   });
 });
