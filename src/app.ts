@@ -59,6 +59,10 @@ export interface AppIntervals {
   readonly jwksMinTtlMs?: number;
   /** How often start checks whether the index has loaded (default 100). */
   readonly loadWatchMs?: number;
+  /** gRPC connection idle timeout, max age and its grace (grpc/server.ts CONNECTION_LIMITS: 300000, 3600000, 30000). */
+  readonly grpcIdleMs?: number;
+  readonly grpcMaxAgeMs?: number;
+  readonly grpcAgeGraceMs?: number;
 }
 
 export interface App {
@@ -194,7 +198,8 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
   let httpAuthz: HttpAuthzServer | undefined;
   let draining = false;
   let loadWatch: NodeJS.Timeout | undefined;
-  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: front.decide, logger });
+  const connection = { idleMs: iv.grpcIdleMs, maxAgeMs: iv.grpcMaxAgeMs, ageGraceMs: iv.grpcAgeGraceMs };
+  const grpcServer: GrpcServer = await startGrpcServer({ host: cfg.grpc.host, port: cfg.grpc.port, credentials: await grpcServerCredentials(cfg.grpc.tls), check: front.decide, logger, connection });
   const readiness = () => ({ store: index.isLoaded, storeFresh: index.fresh, storeSyncAgeMs: index.staleMs, jwks: jwt ? jwt.primed() : true, draining });
   const tokens = createTokenService({ db, index, logger });
   const routes: readonly Route[] = [
