@@ -59,7 +59,7 @@ export interface AppIntervals {
   readonly jwksMinTtlMs?: number;
   /** How often start checks whether the index has loaded (default 100). */
   readonly loadWatchMs?: number;
-  /** gRPC connection idle timeout, max age and its grace (grpc/server.ts CONNECTION_LIMITS: 300000, 3600000, 30000). */
+  /** gRPC connection idle timeout, max age and its grace (grpc/server-options.ts CONNECTION_LIMITS: 300000, 3600000, 30000). */
   readonly grpcIdleMs?: number;
   readonly grpcMaxAgeMs?: number;
   readonly grpcAgeGraceMs?: number;

@@ -2,7 +2,7 @@
  * HTTP/2 rapid reset (CVE-2023-44487) against the real service: raw connections that open streams
  * and reset them at once, many in a burst. Node's HTTP/2 (nghttp2) answers with a GOAWAY and stops
  * reading, but nothing closes the socket: before the gRPC server had connection bounds
- * (grpc/server.ts CONNECTION_LIMITS), the server's end stayed open for good (CLOSE-WAIT once the
+ * (grpc/server-options.ts CONNECTION_LIMITS), the server's end stayed open for good (CLOSE-WAIT once the
  * client half-closed), one file descriptor per abusive connection.
  *
  * The service runs in this process, so "the server still holds its end" is read directly: the

@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { AUTHZ_V3, loadPackageDefinition } from '../../src/grpc/descriptors';
+import { serverOptions } from '../../src/grpc/server-options';
 
 const EMPTY_OK = { status: { code: 0, message: '' }, ok_response: { headers: [], headers_to_remove: [], query_parameters_to_remove: [] } };
 
@@ -29,12 +30,8 @@ interface Request {
 
 export async function startBaseline(port = 0, replies?: BaselineReplies): Promise<{ port: number; server: grpc.Server }> {
   const pkg = loadPackageDefinition();
-  // Same options as src/grpc/server.ts, so only the handler differs.
-  const server = new grpc.Server({
-    'grpc.max_concurrent_streams': 10_000,
-    'grpc.max_receive_message_length': 4 * 1024 * 1024,
-    'grpc.keepalive_permit_without_calls': 1,
-  });
+  // The service's options (src/grpc/server-options.ts), so only the handler differs.
+  const server = new grpc.Server(serverOptions());
   const def = pkg[AUTHZ_V3] as unknown as grpc.ServiceDefinition;
   if (!replies) {
     server.addService(def, { Check: ((_call, callback) => callback(null, EMPTY_OK)) as grpc.handleUnaryCall<unknown, unknown> });
