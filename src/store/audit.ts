@@ -141,6 +141,8 @@ const MAX_KEYS = 5000;
  */
 export class AuditRecorder {
   private pending = new Map<string, Counter>();
+  /** The last key counted and its counter, valid while `batch` is still the pending map. */
+  private lastHit: { event: AuditEventName; tokenId: string | undefined; reason: string | undefined; c: Counter; batch: Map<string, Counter> } | undefined;
   private readonly periodic: PeriodicFlush;
   private flushing: Promise<void> | undefined;
 
@@ -150,6 +152,14 @@ export class AuditRecorder {
 
   count(event: AuditEventName, tokenId?: string, reason?: string, n = 1): void {
     const at = this.now();
+    // Most calls repeat the previous key (one service token's token.used): skip building and hashing it.
+    const h = this.lastHit;
+    if (h && h.batch === this.pending && h.event === event && h.tokenId === tokenId && h.reason === reason) {
+      h.c.n += n;
+      h.c.last = at;
+      return;
+    }
+    const asked = { event, tokenId, reason };
     let key = `${event}\u0000${tokenId ?? ''}\u0000${reason ?? ''}`;
     let c = this.pending.get(key);
     if (!c && this.pending.size >= MAX_KEYS) {
@@ -162,8 +172,10 @@ export class AuditRecorder {
       c.n += n;
       c.last = at;
     } else {
-      this.pending.set(key, { event, tokenId, reason, n, first: at, last: at });
+      this.pending.set(key, (c = { event, tokenId, reason, n, first: at, last: at }));
     }
+    // Remembered under the key as asked, so an overflowed key keeps folding into the overflow row.
+    this.lastHit = { ...asked, c, batch: this.pending };
   }
 
   flush(): Promise<void> {
