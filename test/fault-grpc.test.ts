@@ -14,6 +14,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -231,7 +232,11 @@ describe('gRPC faults against the service in a child process', () => {
       `after: heap used ${(now.stats.memory.heapUsed / 1e6).toFixed(1)} MB (Δ ${(growth / 1e6).toFixed(2)} MB; metrics ${(now.heapUsed / 1e6).toFixed(1)}), handles ${now.stats.handles} (baseline ${baseline.stats.handles}; metrics ${now.handles}), resources ${JSON.stringify(now.stats.resources)} (settled in ${ms} ms), rss ${(now.stats.memory.rss / 1e6).toFixed(0)} MB`,
     );
     // Handles and every kind of active resource (sockets, HTTP/2 sessions, timers, …) back to the baseline.
-    assert.deepEqual(left, [], `left behind after waiting ${ms} ms (kind: baseline → now)`);
+    // The test process's own connections to the server, to tell a server-side leak from a client that kept its end open.
+    const ours = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+      .filter((h): h is Socket => h instanceof Socket && (h.remotePort === server.grpcPort || h.remotePort === server.httpPort))
+      .map((h) => `${h.localPort} -> ${h.remotePort}`);
+    assert.deepEqual(left, [], `left behind after waiting ${ms} ms (kind: baseline → now; ports: gRPC ${server.grpcPort}, HTTP ${server.httpPort}, JWKS ${new URL(jwks.jwksUrl).port}; this process's sockets to them: ${ours.join(', ') || 'none'})`);
     assert.ok(now.handles <= baseline.handles, `/metrics active handles ${now.handles} > baseline ${baseline.handles}`);
     assert.ok(growth < 8 * 1024 * 1024, `heap grew ${(growth / 1e6).toFixed(2)} MB over ~20,000 faulted calls`);
     assert.ok(now.heapUsed < baseline.heapUsed + 8 * 1024 * 1024, 'heap per /metrics');

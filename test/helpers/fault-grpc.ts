@@ -86,6 +86,8 @@ export function excess(base: DebugStats, now: DebugStats, timers = true): string
   for (const [kind, n] of Object.entries(now.resources)) {
     if ((timers || !TIMERS.has(kind)) && n > (base.resources[kind] ?? 0)) out.push(`${kind} ${base.resources[kind] ?? 0} → ${n}`);
   }
+  // Which sockets, by ports (the measuring request's own socket is in both).
+  if (out.length > 0) out.push(`sockets: ${now.sockets.join(', ')} (baseline: ${base.sockets.join(', ')})`);
   return out;
 }
 
