@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { embeddedStoreAt } from './helpers/pglite-template';
+import { childStore, embeddedStoreAt } from './helpers/pglite-template';
 import { closedPort, runCli, startServer, tempHome } from './helpers/spawn';
 
 const PORTS = { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0' };
@@ -36,7 +36,9 @@ test('serve: invalid configuration exits 2, an invalid policy file 2, an unreach
 test('serve: SIGTERM drains and exits 0; check-config problems exit 2', async (t) => {
   const home = tempHome();
   t.after(() => home.remove());
-  const s = await startServer({ ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: await embeddedStoreAt(join(home.dir, 'db')) }, { home: home.dir });
+  const store = await childStore();
+  t.after(() => store.remove());
+  const s = await startServer(store.env, { home: home.dir });
   assert.equal(await s.stop(), 0, s.logs());
   assert.match(s.logs(), /"msg":"stopped"/);
   const bad = await runCli(['check-config'], { ORCHEO_AUTH_MODE: 'sometimes' }, { home: home.dir });

@@ -52,3 +52,22 @@ test('list and show agree on "no workspaces" and say it is denied; list shows se
   assert.match(formatToken(t), /^Workspaces:\s+none \(denied on workspace routes\)$/m);
   assert.ok(!formatList([{ ...t, workspaces: ['ws-1'] }], now).includes('denied'));
 });
+
+test('a token command loads no server-side package (each CLI start stays cheap)', () => {
+  const home = tempHome();
+  try {
+    // helpers/loaded-packages prints what the process loaded when it exits.
+    const r = spawnSync(process.execPath, ['--require', join(__dirname, 'helpers', 'loaded-packages.js'), MAIN_JS, 'token', 'list'], {
+      env: baseEnv(home.dir, { ORCHEO_API_URL: 'http://127.0.0.1:1' }),
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 1, 'refused: nothing listens on port 1');
+    const line = /^LOADED-PACKAGES (.*)$/m.exec(r.stderr);
+    assert.ok(line, r.stderr);
+    const packages = JSON.parse(line[1]!) as string[];
+    assert.ok(packages.includes('commander'), `the hook sees the CLI's own packages: ${packages.join(', ')}`);
+    for (const heavy of ['ioredis', 'pg', '@electric-sql/pglite', '@grpc/grpc-js', 'prom-client', 'pino', 'jose', 'yaml', 'protobufjs']) assert.ok(!packages.includes(heavy), `token list loaded ${heavy}`);
+  } finally {
+    home.remove();
+  }
+});

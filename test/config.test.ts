@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config/load';
 import { SHIPPED_SECRET_VALUES } from '../src/config/shipped';
-import { embeddedStoreAt } from './helpers/pglite-template';
+import { childStore } from './helpers/pglite-template';
 import { startServer, tempHome } from './helpers/spawn';
 
 const MAIN = join(__dirname, '..', 'src', 'main.js');
@@ -142,9 +142,12 @@ describe('configuration', () => {
   test('serve logs the same warnings at start, without secret values', async (t) => {
     const home = tempHome();
     t.after(() => home.remove());
-    const db = await embeddedStoreAt(join(home.dir, 'db'));
-    const server = await startServer({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_JWT_SECRET: 'short-secret', ORCHEO_AUTH_RATE_LIMTI_IP: '3', ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: db }, { home: home.dir });
-    t.after(() => server.stop());
+    const store = await childStore();
+    const server = await startServer({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_JWT_SECRET: 'short-secret', ORCHEO_AUTH_RATE_LIMTI_IP: '3', ...store.env }, { home: home.dir });
+    t.after(async () => {
+      await server.stop();
+      await store.remove();
+    });
     const line = await server.waitForLog(/did you mean ORCHEO_AUTH_RATE_LIMIT_IP/);
     assert.match(line, /"code":"config.warning"/);
     await server.waitForLog(/ORCHEO_AUTH_JWT_SECRET is 12 bytes/);

@@ -60,7 +60,7 @@ describe('explain and the rate limiter', async () => {
 
       // Two failures of three: explain says 401 with 2/3; the check agrees and fills the window.
       const e1 = (await explainCall(t.app, explained[0], admin)).body;
-      assert.deepEqual([e1.decision.code, e1.rate_limits.windows[0].count, e1.rate_limits.windows[0].limit, e1.rate_limits.windows[0].blocked], ['auth.invalid_token', 2, 3, false]);
+      assert.deepEqual([e1.decision.code, e1.rate_limits.windows[0].count, e1.rate_limits.windows[0].limit, e1.rate_limits.windows[0].blocked], ['auth.invalid_token', 2, 3, false], JSON.stringify(e1.rate_limits));
       assert.equal(deniedBody(await t.client.check({ sourceIp: '203.0.113.7', headers: bad })).code, e1.decision.code);
       const e2 = (await explainCall(t.app, explained[0], admin)).body;
       assert.equal(e2.decision.code, 'auth.rate_limited.ip');

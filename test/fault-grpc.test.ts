@@ -14,131 +14,27 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { request } from 'node:http';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { AUTHZ_V3 } from '../src/grpc/descriptors';
+import { call, channel, errorLines, httpGet, settled, snapshot, startChild, tally, type CallResult, type Snapshot } from './helpers/fault-grpc';
 import { checkRequest } from './helpers/grpc-client';
 import { jwksOf, makeKey, sign, startJwksServer, type JwksServer } from './helpers/jwks-server';
+import { embeddedStore } from './helpers/pglite-template';
 import { reap } from './helpers/reaper';
-import { startServer, type ServerProcess } from './helpers/spawn';
-import { decodeCheckResponse, encodeCheckRequest } from './helpers/check-codec';
+import type { ServerProcess } from './helpers/spawn';
+import { encodeCheckRequest } from './helpers/check-codec';
 import type { LoadBody } from './soak/load';
-import type { DebugStats } from './soak/server';
 
-const SERVER_JS = join(__dirname, 'soak', 'server.js');
 const LOAD_JS = join(__dirname, 'soak', 'load.js');
 const BOOT = 'bootstrap-secret-for-tests-0123456789';
-const METHOD = `/${AUTHZ_V3}/Check`;
 /** How long an RS256 Check waits inside the server for the hung JWKS fetch: past every client's deadline or cancel (<= 1.5 s). */
 const JWKS_TIMEOUT_S = 3;
 /** The service's wait after a failed JWKS fetch (production: 5 s). */
 const JWKS_BACKOFF_MS = 1000;
-
-/** Lines the server logged at error level or above, or that are not JSON (a crash trace). */
-function errorLines(logs: string): string[] {
-  return logs.split('\n').filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      return ((JSON.parse(line) as { level?: number }).level ?? 0) >= 50;
-    } catch {
-      return true;
-    }
-  });
-}
-
-/**
- * The service with --expose-gc on OS-chosen loopback ports, LOG_LEVEL=warn (a deny is logged at
- * info: 20,000 of them would only measure the log pipe), short JWKS backoff.
- */
-function startChild(env: Record<string, string>): Promise<ServerProcess> {
-  return startServer(
-    { LOG_LEVEL: 'warn', ORCHEO_TEST_INTERVALS: JSON.stringify({ jwksBackoffMs: JWKS_BACKOFF_MS }), ...env },
-    { script: SERVER_JS, nodeArgs: ['--expose-gc'] },
-  );
-}
-
-/** GET without keep-alive, so the measuring connection itself is not a handle in the server. */
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)`, 'm').exec(text);
-  assert.ok(m, `${name} missing from /metrics`);
-  return Number(m[1]);
-}
-
-interface Snapshot {
-  readonly stats: DebugStats;
-  readonly heapUsed: number;
-  readonly handles: number;
-}
-
-/** Full GC in the server, then its own numbers and what /metrics reports right after. */
-async function snapshot(port: number): Promise<Snapshot> {
-  const stats = JSON.parse(await httpGet(port, '/debug/stats')) as DebugStats;
-  assert.equal(stats.gc, true, 'server runs with --expose-gc');
-  const text = await httpGet(port, '/metrics');
-  return { stats, heapUsed: metric(text, 'orcheo_authz_nodejs_heap_size_used_bytes'), handles: metric(text, 'orcheo_authz_nodejs_active_handles_total') };
-}
-
-/** Snapshots until the handle count stops falling (and reaches `target`, when given), at most 10 s. */
-async function settled(port: number, target?: number): Promise<Snapshot> {
-  let snap = await snapshot(port);
-  const until = Date.now() + 10_000;
-  for (;;) {
-    await sleep(250);
-    const next = await snapshot(port);
-    const stable = next.stats.handles === snap.stats.handles && (target === undefined || next.stats.handles <= target);
-    snap = next;
-    if (stable || Date.now() > until) return snap;
-  }
-}
-
-function channel(port: number): grpc.Client {
-  // A local subchannel pool: each client gets its own HTTP/2 connection, like separate Envoys.
-  return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
-}
-
-interface CallResult {
-  readonly code: number;
-  readonly details?: string;
-  readonly allowed?: boolean;
-  readonly denyCode?: string;
-}
-
-function call(client: grpc.Client, body: Buffer, deadline: number, onCall?: (c: grpc.ClientUnaryCall) => void): Promise<CallResult> {
-  return new Promise((resolve) => {
-    const c = client.makeUnaryRequest(METHOD, (b: Buffer) => b, (b: Buffer) => b, body, { deadline }, (err, res) => {
-      if (err || !res) return resolve({ code: err?.code ?? -1, details: err?.details });
-      const r = decodeCheckResponse(res);
-      resolve({ code: 0, allowed: Boolean(r.ok_response), denyCode: r.status?.message });
-    });
-    onCall?.(c);
-  });
-}
-
-const tally = (rs: readonly CallResult[]): Record<string, number> => {
-  const out: Record<string, number> = {};
-  for (const r of rs) {
-    const k = r.code === 0 ? (r.allowed ? 'allow' : `deny ${r.denyCode}`) : `grpc ${grpc.status[r.code] ?? r.code}${r.code === grpc.status.INTERNAL || r.code === grpc.status.UNAVAILABLE ? `: ${r.details}` : ''}`;
-    out[k] = (out[k] ?? 0) + 1;
-  }
-  return out;
-};
 
 describe('gRPC faults against the service in a child process', () => {
   let server: ServerProcess;
@@ -148,8 +44,11 @@ describe('gRPC faults against the service in a child process', () => {
   let rsBody: Buffer;
   let loadBodies: LoadBody[];
   let baseline: Snapshot;
+  /** What the server still held, beyond its state before any client connected, when the baseline was taken. */
+  let warmUpLeft: string[];
   let warmUp: Record<string, number>;
   let startedAt = 0;
+  let store: { dir: string; remove(): void } | undefined;
   const open: grpc.Client[] = [];
 
   before(async () => {
@@ -165,25 +64,31 @@ describe('gRPC faults against the service in a child process', () => {
       { name: 'allow', message: allowBody.toString('base64'), expect: 'allow' },
       { name: 'deny', message: denyBody.toString('base64'), expect: 'deny', code: 'auth.invalid_token' },
     ];
+    store = await embeddedStore();
     server = await startChild({
       ORCHEO_AUTH_MODE: 'required',
       ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOT,
-      ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: 'memory://',
+      // A copy of the initialised embedded store: memory:// would run initdb (~5 s of CPU) in the child.
+      ORCHEO_AUTH_SERVICE_TOKEN_DB_PATH: store.dir,
       ORCHEO_AUTH_JWKS_URL: jwks.jwksUrl,
       ORCHEO_AUTH_JWKS_TIMEOUT: String(JWKS_TIMEOUT_S),
-    });
+    }, JWKS_BACKOFF_MS);
     startedAt = Date.now(); // the startup fetch failed just before the service announced itself
+    const initial = await snapshot(server.httpPort);
     // Warm-up and the baseline the last test compares with, taken here so any test can run alone.
     const cs = Array.from({ length: 4 }, () => channel(server.grpcPort));
     warmUp = tally(await Promise.all(Array.from({ length: 1000 }, (_, i) => call(cs[i % 4]!, i % 2 ? allowBody : denyBody, Date.now() + 10_000))));
     cs.forEach((c) => c.close());
-    baseline = await settled(server.httpPort);
+    // Every warm-up session gone: the baseline holds no more sockets than before the first client.
+    // (Timers are compared from the baseline on: some start with the first request.)
+    ({ snap: baseline, left: warmUpLeft } = await settled(server.httpPort, initial.stats, { timers: false }));
   });
 
   after(async () => {
     for (const c of open) c.close();
     await server?.stop(5000);
     await jwks?.close();
+    store?.remove();
   });
 
   /** `n` fresh connections, closed when the test ends. */
@@ -210,6 +115,7 @@ describe('gRPC faults against the service in a child process', () => {
 
   test('baseline after warm-up (no client connected)', (tc) => {
     assert.deepEqual(warmUp, { allow: 500, 'deny auth.invalid_token': 500 });
+    assert.deepEqual(warmUpLeft, [], 'the warm-up connections are gone from the server (kind: before → after)');
     tc.diagnostic(`baseline: heap used ${(baseline.stats.memory.heapUsed / 1e6).toFixed(1)} MB (metrics ${(baseline.heapUsed / 1e6).toFixed(1)}), handles ${baseline.stats.handles} (metrics ${baseline.handles}), resources ${JSON.stringify(baseline.stats.resources)}`);
   });
 
@@ -296,7 +202,8 @@ describe('gRPC faults against the service in a child process', () => {
       const proc = reap(spawn(process.execPath, [LOAD_JS, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] }));
       const exited = new Promise<NodeJS.Signals | null>((r) => proc.once('exit', (_code, sig) => r(sig)));
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('load generator never started')), 10_000);
+        // A watchdog only: a loaded machine can take seconds to start a Node process.
+        const timer = setTimeout(() => reject(new Error('load generator never started')), 30_000);
         createInterface({ input: proc.stdout! }).on('line', (l) => {
           if (l.includes('"started"')) {
             clearTimeout(timer);
@@ -319,14 +226,18 @@ describe('gRPC faults against the service in a child process', () => {
     assert.deepEqual(tally(probe), { allow: 50, 'deny auth.invalid_token': 50 });
     for (const c of open) c.close();
     // Server-side sessions of closed and killed clients go once their sockets report closed.
-    const now = await settled(server.httpPort, baseline.stats.handles);
+    const { snap: now, left, ms } = await settled(server.httpPort, baseline.stats);
     const growth = now.stats.memory.heapUsed - baseline.stats.memory.heapUsed;
     tc.diagnostic(
-      `after: heap used ${(now.stats.memory.heapUsed / 1e6).toFixed(1)} MB (Δ ${(growth / 1e6).toFixed(2)} MB; metrics ${(now.heapUsed / 1e6).toFixed(1)}), handles ${now.stats.handles} (baseline ${baseline.stats.handles}; metrics ${now.handles}), resources ${JSON.stringify(now.stats.resources)}, rss ${(now.stats.memory.rss / 1e6).toFixed(0)} MB`,
+      `after: heap used ${(now.stats.memory.heapUsed / 1e6).toFixed(1)} MB (Δ ${(growth / 1e6).toFixed(2)} MB; metrics ${(now.heapUsed / 1e6).toFixed(1)}), handles ${now.stats.handles} (baseline ${baseline.stats.handles}; metrics ${now.handles}), resources ${JSON.stringify(now.stats.resources)} (settled in ${ms} ms), rss ${(now.stats.memory.rss / 1e6).toFixed(0)} MB`,
     );
-    assert.ok(now.stats.handles <= baseline.stats.handles, `handles ${now.stats.handles} > baseline ${baseline.stats.handles}`);
+    // Handles and every kind of active resource (sockets, HTTP/2 sessions, timers, …) back to the baseline.
+    // The test process's own connections to the server, to tell a server-side leak from a client that kept its end open.
+    const ours = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles()
+      .filter((h): h is Socket => h instanceof Socket && (h.remotePort === server.grpcPort || h.remotePort === server.httpPort))
+      .map((h) => `${h.localPort} -> ${h.remotePort}`);
+    assert.deepEqual(left, [], `left behind after waiting ${ms} ms (kind: baseline → now; ports: gRPC ${server.grpcPort}, HTTP ${server.httpPort}, JWKS ${new URL(jwks.jwksUrl).port}; this process's sockets to them: ${ours.join(', ') || 'none'})`);
     assert.ok(now.handles <= baseline.handles, `/metrics active handles ${now.handles} > baseline ${baseline.handles}`);
-    assert.ok((now.stats.resources.TCPSocketWrap ?? 0) <= (baseline.stats.resources.TCPSocketWrap ?? 0), 'no TCP socket left behind');
     assert.ok(growth < 8 * 1024 * 1024, `heap grew ${(growth / 1e6).toFixed(2)} MB over ~20,000 faulted calls`);
     assert.ok(now.heapUsed < baseline.heapUsed + 8 * 1024 * 1024, 'heap per /metrics');
     assert.deepEqual(errorLines(server.logs()), [], 'nothing logged at error level');

@@ -194,6 +194,11 @@ describe('fuzzing Check through the gRPC client', () => {
     // A WebSocket credential on a request that is not an upgrade is no credential.
     assert.throws(() => checkInvariants(sent('/api/ping', [['sec-websocket-protocol', `bearer.${BOOT}`]]), as('bootstrap'), s, tally), /without presenting its credential/);
     assert.doesNotThrow(() => checkInvariants(sent('/api/ping', [['upgrade', 'websocket'], ['sec-websocket-protocol', `chat, bearer.${BOOT}`]]), as('bootstrap'), s, tally));
+    // Query credentials: access_token before token, and one with no value presents nothing.
+    const ws: Array<[string, string]> = [['upgrade', 'websocket']];
+    assert.doesNotThrow(() => checkInvariants(sent(`/api/ping?access_token=&token=${BOOT}`, ws), as('bootstrap'), s, tally));
+    assert.doesNotThrow(() => checkInvariants(sent(`/api/ping?access_token&token=${BOOT}`, ws), as('bootstrap'), s, tally));
+    assert.throws(() => checkInvariants(sent(`/api/ping?access_token=${BOOT}x&token=${BOOT}`, ws), as('bootstrap'), s, tally), /without presenting its credential/);
     // Scopes and workspaces from the oracle's own policy reading, dot segments resolved first.
     assert.throws(() => checkInvariants(sent('/api/workflows/x', [['authorization', `Bearer ${s.svc}`]], 'POST'), as('svc'), s, tally), /svc allowed without workflows:write/);
     assert.throws(() => checkInvariants(sent('/api/x/../credentials', [['authorization', `Bearer ${s.svc}`]]), as('svc'), s, tally), /svc allowed without vault:read/);

@@ -52,7 +52,10 @@ describe('hot path: zero backend round trips in steady state', async () => {
         ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix,
         ...(limits ? { ORCHEO_AUTH_RATE_LIMIT_IP: '100', ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '100' } : {}),
       });
-      const app = await startApp(cfg, { logger, db: counting(createPgDb(schema.url, logger), seen), routes: adminRoutes });
+      // The periodic syncs (index poll, usage and audit flush) far apart: how many of them fall inside
+      // the 1,000 Checks would depend on the machine's load, and none is needed for the measurement.
+      const intervals = { indexPollMs: 600_000, staleAfterMs: 6_000_000, flushMs: 600_000 };
+      const app = await startApp(cfg, { logger, db: counting(createPgDb(schema.url, logger), seen), routes: adminRoutes, intervals });
       const client = new AuthzClient(app.grpcPort);
       const r = new Redis(redisUrl);
       try {
@@ -68,7 +71,8 @@ describe('hot path: zero backend round trips in steady state', async () => {
         const during = seen.slice(before);
         const perRequest = during.filter((sql) => !PERIODIC.some((p) => p.test(sql)));
         assert.deepEqual(perRequest, [], 'a per-request Postgres query');
-        assert.ok(during.length < 20, `${during.length} queries for ${N} Checks: only periodic syncs expected`);
+        // With the periodic syncs out of the window, only the feed's late fetch of the token inserted above may fall in it.
+        assert.ok(during.length <= 2, `${during.length} queries for ${N} Checks: ${during.join('; ')}`);
         const skip = ['info', 'ping', 'select', 'client|setinfo', 'client|setname', 'hello', 'script|load'];
         // Commands a Lua script runs are counted too, so with limits on count the script calls: one
         // EVALSHA is one round trip.

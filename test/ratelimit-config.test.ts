@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import { createRateLimiter, redactRedisUrl } from '../src/ratelimit';
 import { clusterKeyPrefix } from '../src/ratelimit/redis';
-import { parseClusterUrl } from '../src/ratelimit/redis-client';
+import { parseClusterUrl } from '../src/ratelimit/redis-url';
 
 test('redactRedisUrl hides passwords, keeps users and hosts', () => {
   assert.equal(redactRedisUrl('redis://:s3cret@redis:6379/0'), 'redis://:***@redis:6379/0');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ALL_SCOPES, isKnownScope } from '../authz/scopes';
 import { addr, bool, cidrs, instant, int, list, num, oneOf, optionalAddr, pathPrefix, Problems, raw, str, url, type Env } from './parse';
-import { isClusterUrl, parseClusterUrl } from '../ratelimit/redis-client';
+import { isClusterUrl, parseClusterUrl } from '../ratelimit/redis-url';
 import { DEFAULT_DENY_LOG_RATE, type AssertionConfig, type AuthMode, type Config, type JwtConfig, type TlsFiles } from './types';
 import { readKeyFile } from '../assertion/key-file';
 

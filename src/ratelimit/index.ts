@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import { MemoryLimiter } from './memory';
 import { RedisLimiter } from './redis';
-import { redactRedisUrl } from './redis-client';
+import { redactRedisUrl } from './redis-url';
 import { ResilientLimiter } from './resilient';
 import type { RateLimiter } from './types';
 
 export { LimiterUnavailableError, type LimitQuery, type LimitVerdict, type RateLimiter } from './types';
 export { normalizeIp, resolveClientIp } from './client-ip';
-export { redactRedisUrl } from './redis-client';
+export { redactRedisUrl } from './redis-url';
 
 export interface LimiterOptions {
   redisUrl?: string;

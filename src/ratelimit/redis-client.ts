@@ -1,17 +1,10 @@
-import { redactUrl as redactRedisUrl } from '../util/redact-url';
-import Redis, { Cluster, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { isClusterUrl, parseClusterUrl, redactRedisUrl } from './redis-url';
 
 export type RedisLike = Redis | Cluster;
 
 export interface RedisClientOptions {
   commandTimeoutMs: number;
-}
-
-/** Password of a Redis URL replaced, so the URL can appear in logs and errors. */
-export { redactRedisUrl };
-
-export function isClusterUrl(url: string): boolean {
-  return /^rediss?\+cluster:\/\//i.test(url);
 }
 
 /** Reconnect forever; the cap keeps a long outage from turning into minutes between attempts. */
@@ -37,28 +30,6 @@ function baseOptions(o: RedisClientOptions): RedisOptions {
     // After a failover the old primary answers READONLY: reconnect so the client finds the new primary.
     reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
   };
-}
-
-/** Parses `redis+cluster://[user:pass@]host:port,host:port[/…]` (and `rediss+cluster://` for TLS). */
-export function parseClusterUrl(url: string): { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } {
-  const m = /^(rediss?)\+cluster:\/\/(?:(.*)@)?([^/?#@]+)/i.exec(url);
-  if (!m) throw new Error(`invalid Redis cluster URL ${redactRedisUrl(url)}`);
-  const tls = m[1]!.toLowerCase() === 'rediss';
-  let username: string | undefined;
-  let password: string | undefined;
-  if (m[2] !== undefined) {
-    const colon = m[2].indexOf(':');
-    const user = decodeURIComponent(colon >= 0 ? m[2].slice(0, colon) : '');
-    const pass = colon >= 0 ? decodeURIComponent(m[2].slice(colon + 1)) : decodeURIComponent(m[2]);
-    if (user) username = user;
-    if (pass) password = pass;
-  }
-  const nodes = m[3]!.split(',').map((hostPort) => {
-    const hp = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+))(?::(\d{1,5}))?$/i.exec(hostPort.trim());
-    if (!hp) throw new Error(`invalid Redis cluster node "${hostPort}" in ${redactRedisUrl(url)}`);
-    return { host: hp[1] ?? hp[2]!, port: hp[3] ? Number(hp[3]) : 6379 };
-  });
-  return { nodes, username, password, tls };
 }
 
 /** redis://, rediss:// → one client; redis+cluster://, rediss+cluster:// → a Cluster client. */

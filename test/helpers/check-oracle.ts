@@ -104,11 +104,12 @@ function credentialsOf(sent: Sent, rawPath: string): { credentials: string[]; no
   const protos = headerValues(sent, 'sec-websocket-protocol').flatMap((v) => v.split(',').map((s) => s.trim()));
   const fromProto = protos.filter((p) => p.toLowerCase().startsWith('bearer.') && p.length > 7).map((p) => p.slice(7));
   if (fromProto.length > 0) return { credentials: fromProto, none: false };
-  // 3. query access_token, then token: literal names only.
+  // 3. query access_token, then token: literal names only. A parameter with no value (`access_token=`,
+  // `access_token`) presents no token, so the next one in precedence order is the credential.
   const q = rawPath.indexOf('?');
-  const params = q < 0 ? [] : rawPath.slice(q + 1).split('#')[0]!.split('&').map((kv) => [kv.split('=')[0]!, kv.slice(kv.indexOf('=') + 1)] as const);
+  const params = q < 0 ? [] : rawPath.slice(q + 1).split('#')[0]!.split('&').map((kv) => (kv.includes('=') ? ([kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const) : ([kv, ''] as const)));
   for (const name of ['access_token', 'token']) {
-    const hit = params.find(([k]) => k === name);
+    const hit = params.find(([k, v]) => k === name && v !== '');
     if (hit) return { credentials: [decodeOnce(hit[1]).value, hit[1]], none: false };
   }
   return { credentials: [], none: true };

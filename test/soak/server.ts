@@ -10,6 +10,7 @@
  * bound (port 0 is fine) are announced on stdout as the "orcheo-authz serving" line even when
  * LOG_LEVEL hides info, so the spawning test learns them without picking ports beforehand.
  */
+import { Socket } from 'node:net';
 import { startApp, type App, type AppIntervals } from '../../src/app';
 import { adminRoutes } from '../../src/admin/routes';
 import { sendJson, type Route } from '../../src/admin/http-server';
@@ -21,6 +22,8 @@ export interface DebugStats {
   readonly memory: NodeJS.MemoryUsage;
   readonly resources: Record<string, number>;
   readonly handles: number;
+  /** Each open TCP socket as `local port <- peer address:port` (`local port -> …` for one it opened), to name a leaked one. */
+  readonly sockets: string[];
 }
 
 function stats(): DebugStats {
@@ -32,8 +35,11 @@ function stats(): DebugStats {
   }
   const resources: Record<string, number> = {};
   for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
-  return { gc: Boolean(gc), memory: process.memoryUsage(), resources, handles };
+  const active = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  const sockets = active
+    .filter((h): h is Socket => h instanceof Socket && h.remotePort !== undefined)
+    .map((h) => `${h.localPort} ${(h as Socket & { server?: unknown }).server ? '<-' : '->'} ${h.remoteAddress}:${h.remotePort}`);
+  return { gc: Boolean(gc), memory: process.memoryUsage(), resources, handles: active.length, sockets };
 }
 
 async function main(): Promise<void> {
