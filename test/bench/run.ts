@@ -7,7 +7,7 @@
  * README "Benchmark". Environment knobs:
  *   BENCH_SECONDS (1.5) BENCH_WARMUP (0.5) BENCH_LATENCY_SECONDS (1.2: the 1 x 1 run) BENCH_REPEATS (5)
  *   BENCH_PREWARM (1: untimed pass per scenario) BENCH_CONNECTIONS (8) BENCH_STREAMS (16)
- *   BENCH_CROSSCHECK_PAIRS (3: independent h2load pairs of 1 s per path, crosscheck.ts; 0 skips it)
+ *   BENCH_CROSSCHECK_PAIRS (5: independent h2load pairs of 1 s per path, crosscheck.ts; 0 skips it)
  *   BENCH_JWT_TOKENS (20000, > the 10 000-entry JWT cache) BENCH_GENERATOR (h2load|node)
  *   BENCH_ONLY=<regex> (scenarios whose name matches, plus the baselines) BENCH_KEEP=1 (keep logs)
  *   BENCH_CPU_PROF=<dir> (run the service under --cpu-prof and print its hotspots)
@@ -36,7 +36,7 @@ const WARMUP = num('BENCH_WARMUP', 0.5);
 const LAT_SECONDS = num('BENCH_LATENCY_SECONDS', 1.2);
 const REPEATS = Math.round(num('BENCH_REPEATS', 5));
 const PREWARM = num('BENCH_PREWARM', 1);
-const CROSSCHECK_PAIRS = Math.round(Number(process.env['BENCH_CROSSCHECK_PAIRS'] ?? 3));
+const CROSSCHECK_PAIRS = Math.round(Number(process.env['BENCH_CROSSCHECK_PAIRS'] ?? 5));
 const CONNS = num('BENCH_CONNECTIONS', 8);
 const STREAMS = num('BENCH_STREAMS', 16);
 const JWT_TOKENS = num('BENCH_JWT_TOKENS', 20_000);
