@@ -61,6 +61,8 @@ export interface AppIntervals {
   readonly loadWatchMs?: number;
   /** gRPC connection idle timeout, max age and its grace (grpc/server-options.ts CONNECTION_LIMITS: 300000, 3600000, 30000). */
   readonly grpcIdleMs?: number;
+  /** Redis limiter command timeout before the in-process fallback (default 100; ratelimit/index.ts). */
+  readonly redisCommandTimeoutMs?: number;
   readonly grpcMaxAgeMs?: number;
   readonly grpcAgeGraceMs?: number;
 }
@@ -161,6 +163,7 @@ export async function startApp(cfg: Config, opts: AppOptions): Promise<App> {
         keyPrefix: cfg.rateLimit.keyPrefix,
         intervalSeconds: cfg.rateLimit.intervalSeconds,
         failClosed: cfg.rateLimit.failClosed,
+        commandTimeoutMs: iv.redisCommandTimeoutMs,
         logger,
         onBackendChange: (b) => metrics.setLimiterBackend(b),
       })

@@ -7,11 +7,18 @@ import { pgReachable } from './helpers/pg';
 import { deleteLimiterKeys, SHARED_REDIS_URL, sharedRedisSkipReason, testPrefix } from './helpers/redis-server';
 
 
+/**
+ * These tests are about shared windows, not Redis latency: a command slower than the production 100 ms
+ * timeout on a loaded machine would send a replica to its in-process fallback and split the windows
+ * (fault-redis tests the timeout itself).
+ */
+const SHARED = { intervals: { redisCommandTimeoutMs: 2000 } };
+
 async function withApps(n: number, env: Record<string, string>, fn: (apps: TestApp[]) => Promise<void>): Promise<void> {
-  const first = await startTestApp(env, 'auto');
+  const first = await startTestApp(env, 'auto', undefined, SHARED);
   const apps = [first];
   try {
-    for (let i = 1; i < n; i++) apps.push(await startTestApp(env, first.schema ? 'pg' : 'embedded', first.schema));
+    for (let i = 1; i < n; i++) apps.push(await startTestApp(env, first.schema ? 'pg' : 'embedded', first.schema, SHARED));
     await fn(apps);
   } finally {
     for (const a of apps.slice(1)) await a.stop();

@@ -33,7 +33,10 @@ describe('explain and the rate limiter', async () => {
     const stem = clusterKeyPrefix(prefix);
     const policy = policyFile();
     const redis = new Redis(SHARED_REDIS_URL);
-    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_POLICY_FILE: policy.path, ORCHEO_AUTH_RATE_LIMIT_IP: '3', ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '3', ORCHEO_AUTH_REDIS_URL: SHARED_REDIS_URL, ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix }, 'auto');
+    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_POLICY_FILE: policy.path, ORCHEO_AUTH_RATE_LIMIT_IP: '3', ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '3', ORCHEO_AUTH_REDIS_URL: SHARED_REDIS_URL, ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix }, 'auto', undefined, {
+      // About windows read, not Redis latency: no fallback to in-process windows on a loaded machine.
+      intervals: { redisCommandTimeoutMs: 2000 },
+    });
     try {
       const reader = await serviceToken(t.app, 'reader', ['workflows:read'], ['ws-a']);
       const admin = await serviceToken(t.app, 'admin', ['admin:tokens:read'], []);
