@@ -61,10 +61,10 @@ export interface AppIntervals {
   readonly loadWatchMs?: number;
   /** gRPC connection idle timeout, max age and its grace (grpc/server-options.ts CONNECTION_LIMITS: 300000, 3600000, 30000). */
   readonly grpcIdleMs?: number;
-  /** Redis limiter command timeout before the in-process fallback (default 100; ratelimit/index.ts). */
-  readonly redisCommandTimeoutMs?: number;
   readonly grpcMaxAgeMs?: number;
   readonly grpcAgeGraceMs?: number;
+  /** Redis limiter command timeout before the in-process fallback (default 100; ratelimit/index.ts). */
+  readonly redisCommandTimeoutMs?: number;
 }
 
 export interface App {

@@ -4,15 +4,10 @@ import { insertToken } from '../src/store/tokens';
 import { startTestApp, type TestApp } from './helpers/app';
 import { deniedBody, deniedHeaders, deniedStatus, okHeaders } from './helpers/grpc-client';
 import { pgReachable } from './helpers/pg';
-import { deleteLimiterKeys, SHARED_REDIS_URL, sharedRedisSkipReason, testPrefix } from './helpers/redis-server';
+import { deleteLimiterKeys, SHARED_REDIS_URL, SHARED_WINDOW_INTERVALS, sharedRedisSkipReason, testPrefix } from './helpers/redis-server';
 
 
-/**
- * These tests are about shared windows, not Redis latency: a command slower than the production 100 ms
- * timeout on a loaded machine would send a replica to its in-process fallback and split the windows
- * (fault-redis tests the timeout itself).
- */
-const SHARED = { intervals: { redisCommandTimeoutMs: 2000 } };
+const SHARED = { intervals: SHARED_WINDOW_INTERVALS };
 
 async function withApps(n: number, env: Record<string, string>, fn: (apps: TestApp[]) => Promise<void>): Promise<void> {
   const first = await startTestApp(env, 'auto', undefined, SHARED);

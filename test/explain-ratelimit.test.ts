@@ -9,7 +9,7 @@ import { clusterKeyPrefix } from '../src/ratelimit/redis';
 import { startTestApp } from './helpers/app';
 import { deniedBody } from './helpers/grpc-client';
 import { explainCall, policyFile, serviceToken } from './helpers/explain';
-import { deleteKeysMatching, redisReachable, SHARED_REDIS_URL, testPrefix } from './helpers/redis-server';
+import { deleteKeysMatching, redisReachable, SHARED_REDIS_URL, SHARED_WINDOW_INTERVALS, testPrefix } from './helpers/redis-server';
 
 /** Every key under the prefix with its members, scores and remaining lifetime. */
 async function snapshot(redis: Redis, stem: string): Promise<Map<string, { members: string[]; pttl: number }>> {
@@ -33,10 +33,7 @@ describe('explain and the rate limiter', async () => {
     const stem = clusterKeyPrefix(prefix);
     const policy = policyFile();
     const redis = new Redis(SHARED_REDIS_URL);
-    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_POLICY_FILE: policy.path, ORCHEO_AUTH_RATE_LIMIT_IP: '3', ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '3', ORCHEO_AUTH_REDIS_URL: SHARED_REDIS_URL, ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix }, 'auto', undefined, {
-      // About windows read, not Redis latency: no fallback to in-process windows on a loaded machine.
-      intervals: { redisCommandTimeoutMs: 2000 },
-    });
+    const t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_POLICY_FILE: policy.path, ORCHEO_AUTH_RATE_LIMIT_IP: '3', ORCHEO_AUTH_RATE_LIMIT_IDENTITY: '3', ORCHEO_AUTH_REDIS_URL: SHARED_REDIS_URL, ORCHEO_AUTH_RATE_LIMIT_KEY_PREFIX: prefix }, 'auto', undefined, { intervals: SHARED_WINDOW_INTERVALS });
     try {
       const reader = await serviceToken(t.app, 'reader', ['workflows:read'], ['ws-a']);
       const admin = await serviceToken(t.app, 'admin', ['admin:tokens:read'], []);

@@ -65,6 +65,13 @@ export class TalliedCounter {
   }
 }
 
+/** One exposition line of a histogram, as prom-client's registry formats it. */
+interface HistogramValue {
+  readonly metricName: string;
+  readonly labels: Readonly<Record<string, string | number>>;
+  readonly value: number;
+}
+
 /**
  * An unlabelled histogram observed on the Check path: bucket counts in a Float64Array, handed to
  * prom-client's registry at scrape time in the shape its own Histogram exposes. prom-client's
@@ -98,10 +105,10 @@ export class TalliedHistogram {
   }
 
   /** What the registry formats (prom-client's typings say an enum where its formatter writes the string). */
-  get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> } {
+  get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] } {
     const bucket = `${this.name}_bucket`;
     let acc = 0;
-    const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = this.bounds.map((le, i) => ({ metricName: bucket, labels: { le }, value: (acc += this.counts[i]!) }));
+    const values: HistogramValue[] = this.bounds.map((le, i) => ({ metricName: bucket, labels: { le }, value: (acc += this.counts[i]!) }));
     values.push({ metricName: bucket, labels: { le: '+Inf' }, value: this.n }, { metricName: `${this.name}_sum`, labels: {}, value: this.sum }, { metricName: `${this.name}_count`, labels: {}, value: this.n });
     return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
   }

@@ -20,7 +20,6 @@ export interface GrpcServerOptions {
   readonly connection?: ConnectionLimits | undefined;
 }
 
-
 export interface GrpcServer {
   readonly port: number;
   setServing(serving: boolean): void;

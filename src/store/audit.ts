@@ -159,7 +159,8 @@ export class AuditRecorder {
       h.c.last = at;
       return;
     }
-    const asked = { event, tokenId, reason };
+    const askedTokenId = tokenId;
+    const askedReason = reason;
     let key = `${event}\u0000${tokenId ?? ''}\u0000${reason ?? ''}`;
     let c = this.pending.get(key);
     if (!c && this.pending.size >= MAX_KEYS) {
@@ -175,7 +176,7 @@ export class AuditRecorder {
       this.pending.set(key, (c = { event, tokenId, reason, n, first: at, last: at }));
     }
     // Remembered under the key as asked, so an overflowed key keeps folding into the overflow row.
-    this.lastHit = { ...asked, c, batch: this.pending };
+    this.lastHit = { event, tokenId: askedTokenId, reason: askedReason, c, batch: this.pending };
   }
 
   flush(): Promise<void> {

@@ -33,6 +33,13 @@ export function redisServerSkipReason(): string | undefined {
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 
+/**
+ * For tests about windows shared through Redis, not about its latency: a command slower than the
+ * production 100 ms timeout on a loaded machine would send a replica to its in-process fallback and
+ * split the windows (fault-redis tests the timeout itself). Pass as startTestApp's `intervals`.
+ */
+export const SHARED_WINDOW_INTERVALS = { redisCommandTimeoutMs: 2000 } as const;
+
 /** A failed attempt counted against `key` with `limit`. */
 export const failure = (key: string, limit: number): LimitQuery => ({ key, limit, failed: true });
 
