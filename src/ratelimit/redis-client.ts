@@ -1,5 +1,12 @@
-import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, default as Redis, RedisOptions } from 'ioredis';
 import { isClusterUrl, parseClusterUrl, redactRedisUrl } from './redis-url';
+
+/**
+ * ioredis loads (~60 ms of CPU) only when a Redis URL is configured: a replica on in-process
+ * windows, the CLI and most tests never need it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ioredis = (): typeof import('ioredis') => require('ioredis') as typeof import('ioredis');
 
 export type RedisLike = Redis | Cluster;
 
@@ -45,10 +52,10 @@ export function createRedisClient(url: string, o: RedisClientOptions): RedisLike
       slotsRefreshTimeout: Math.max(1000, o.commandTimeoutMs * 10),
       redisOptions: { ...nodeOptions, username, password, ...(tls ? { tls: {} } : {}) },
     };
-    return new Cluster(nodes, clusterOptions);
+    return new (ioredis().Cluster)(nodes, clusterOptions);
   }
   if (!/^rediss?:\/\//i.test(url)) throw new Error(`unsupported Redis URL ${redactRedisUrl(url)}`);
-  return new Redis(url, baseOptions(o));
+  return new (ioredis().default)(url, baseOptions(o));
 }
 
 /** Closes without waiting on a dead server: QUIT only when connected, otherwise drop the socket. */
