@@ -121,6 +121,21 @@ export class TalliedHistogram {
 }
 
 /**
+ * Process metrics (CPU, memory, event-loop lag, GC) describe the process, not one app, so they are
+ * collected once per process into a registry of their own. collectDefaultMetrics starts an
+ * event-loop-delay monitor and a GC observer that nothing can stop: once per app, a process that
+ * starts many apps (the test suite) would keep every one of them running.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: 'orcheo_authz_' });
+  }
+  return processRegistry;
+}
+
+/**
  * Prometheus metrics (prom-client: the standard Node client; exposition format, default process
  * metrics). Labels are bounded: a decision, a deny code from the closed union, a backend name. No
  * label ever carries a token, a subject or a path.
@@ -137,9 +152,14 @@ export class Metrics {
   readonly shadowDenials = new TalliedCounter(this.registry, 'orcheo_authz_shadow_denials_total', 'Would-be denials allowed by shadow mode (enforce: false, ORCHEO_AUTH_DRY_RUN)', ['code']);
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'orcheo_authz_' });
+    processMetrics();
     // All three series exist from the start (at 0) so alerts and dashboards see them before any change.
     this.setLimiterBackend(undefined);
+  }
+
+  /** The exposition served at /metrics: this app's series and the process's. */
+  exposition(): Promise<string> {
+    return Registry.merge([this.registry, processMetrics()]).metrics();
   }
 
   setLimiterBackend(b: 'redis' | 'memory' | 'fallback' | undefined): void {

@@ -46,7 +46,7 @@ export function opsRoutes(deps: { metrics: Metrics; readiness: () => Readiness }
       method: 'GET',
       path: '/metrics',
       handler: async (_req, res) => {
-        const body = await deps.metrics.registry.metrics();
+        const body = await deps.metrics.exposition();
         res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
         res.end(body);
       },
