@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Client } from 'pg';
@@ -220,6 +220,34 @@ test('without --api-url, ORCHEO_API_URL or a profile the CLI calls http://127.0.
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), { tokens: [] });
   assert.deepEqual(seen, ['GET /api/admin/service-tokens']);
+});
+
+test('a redirect is not followed (the token stays with the configured origin); an answer that is not JSON is named', async (t) => {
+  const home = tempHome();
+  t.after(() => home.remove());
+  const listen = async (handler: RequestListener): Promise<number> => {
+    const s = createServer(handler);
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => s.close(() => resolve())));
+    return (s.address() as { port: number }).port;
+  };
+  const elsewhere: string[] = [];
+  const target = await listen((req, res) => {
+    elsewhere.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"tokens":[]}');
+  });
+  const redirecting = await listen((_req, res) => res.writeHead(302, { location: `http://127.0.0.1:${target}/api/admin/service-tokens\u00e9` }).end());
+  const token = 'r'.repeat(40);
+  const r = await runCli(['token', 'list'], { ORCHEO_API_URL: `http://127.0.0.1:${redirecting}`, ORCHEO_SERVICE_TOKEN: token }, { home: home.dir });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`answered with a redirect \\(HTTP 302 to http://127\\.0\\.0\\.1:${target}/api/admin/service-tokens\\?\\), which the CLI does not follow`));
+  assert.deepEqual(elsewhere, [], 'the redirect target was contacted');
+  assert.ok(!r.stderr.includes(token) && !r.stderr.includes('\u00e9'));
+
+  const html = await listen((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>login</html>'));
+  const n = await runCli(['token', 'list'], { ORCHEO_API_URL: `http://127.0.0.1:${html}`, ORCHEO_SERVICE_TOKEN: token }, { home: home.dir });
+  assert.equal(n.code, 1, n.stderr);
+  assert.match(n.stderr, /Unexpected answer from http:\/\/127\.0\.0\.1:\d+ \(HTTP 200, not JSON\): is this the orcheo-authz admin API\?/);
 });
 
 test('usage errors exit 2 without contacting the server', async (t) => {

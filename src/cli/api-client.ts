@@ -1,3 +1,4 @@
+import type { IncomingMessage, RequestOptions } from 'node:http';
 import type { CliSettings } from './profile';
 
 /** The server refused the request: HTTP status plus the contract's `{message, code}`. */
@@ -26,17 +27,51 @@ const CAUSES: Record<string, string> = {
   ETIMEDOUT: 'connection timed out',
   EHOSTUNREACH: 'host unreachable',
   ENETUNREACH: 'network unreachable',
-  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
-  UND_ERR_SOCKET: 'connection closed',
+  EPIPE: 'connection closed',
+  ECONNABORTED: 'connection closed',
 };
 
-function describeFetchError(err: unknown): string {
-  const e = err as { name?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
-  const code = e?.cause?.code;
+class RequestTimeout extends Error {}
+
+/** A header from whatever answered, safe to print on a terminal. */
+const printable = (s: string): string => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+
+function describeRequestError(err: unknown): string {
+  if (err instanceof RequestTimeout) return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  const code = (err as { code?: string })?.code;
   if (code && CAUSES[code]) return CAUSES[code]!;
   if (code) return code;
-  return (e?.cause?.message ?? (err as Error)?.message ?? 'unknown error').slice(0, 200);
+  return ((err as Error)?.message ?? 'unknown error').slice(0, 200);
+}
+
+interface Answer {
+  readonly status: number;
+  readonly statusText: string;
+  readonly location: string | undefined;
+  readonly text: string;
+}
+
+/**
+ * One request with node:http(s), not fetch: loading fetch (undici) cost every CLI command ~40 ms of
+ * start-up, more than the command itself. A redirect is never followed: the service token must
+ * not travel to another origin.
+ */
+function send(url: URL, options: RequestOptions, payload: string | undefined): Promise<Answer> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { request } = (url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, options, (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', location: res.headers.location, text }));
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(new RequestTimeout()), REQUEST_TIMEOUT_MS);
+    req.on('close', () => clearTimeout(timer));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 /** A minimal client of the admin API at `settings.apiUrl`, authenticated by the service token. */
@@ -49,31 +84,34 @@ export class AdminApiClient {
 
   /** Any admin API path (`/api/admin/…`), with the same auth and error mapping. */
   async call<T = unknown>(method: string, apiPath: string, body?: unknown): Promise<T> {
-    const url = `${this.settings.apiUrl}${apiPath}`;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'orcheo-authz-cli' };
     if (this.settings.serviceToken) headers.authorization = `Bearer ${this.settings.serviceToken}`;
     let payload: string | undefined;
     if (body !== undefined) {
       payload = JSON.stringify(body);
       headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    let res: Response;
+    let res: Answer;
     try {
-      res = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), redirect: 'error' });
+      res = await send(new URL(`${this.settings.apiUrl}${apiPath}`), { method, headers }, payload);
     } catch (err) {
       throw new ApiUnreachable(
-        `Cannot reach the Orcheo API at ${this.settings.apiUrl} (${describeFetchError(err)}). ` +
+        `Cannot reach the Orcheo API at ${this.settings.apiUrl} (${describeRequestError(err)}). ` +
           `Is the server running? Set ORCHEO_API_URL, --api-url or api_url in ${this.settings.profilePath}.`,
       );
     }
-    const text = await res.text().catch(() => '');
+    if (res.status >= 300 && res.status < 400) {
+      throw new ApiUnreachable(`${this.settings.apiUrl} answered with a redirect (HTTP ${res.status}${res.location ? ` to ${printable(res.location)}` : ''}), which the CLI does not follow: point --api-url at the orcheo-authz service itself.`);
+    }
+    const { text } = res;
     let json: unknown;
     try {
       json = text === '' ? undefined : JSON.parse(text);
     } catch {
       json = undefined;
     }
-    if (res.ok) {
+    if (res.status >= 200 && res.status < 300) {
       if (json === undefined) throw new ApiUnreachable(`Unexpected answer from ${this.settings.apiUrl} (HTTP ${res.status}, not JSON): is this the orcheo-authz admin API?`);
       return json as T;
     }
