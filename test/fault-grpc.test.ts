@@ -188,10 +188,12 @@ describe('gRPC faults against the service in a child process', () => {
     assert.equal((await call(cs[0]!, denyBody, Date.now() + 5000)).denyCode, 'auth.invalid_token', 'same connection still answered');
   });
 
-  test('10,000 concurrent streams over four connections: every one answered correctly', async (tc) => {
+  // No deadline per call (a timer each, client and server: a third of this test's CPU); the test's
+  // own timeout is the watchdog.
+  test('10,000 concurrent streams over four connections: every one answered correctly', { timeout: 120_000 }, async (tc) => {
     const cs = connections(tc, 4);
     const t0 = performance.now();
-    const rs = await Promise.all(Array.from({ length: 10_000 }, (_, i) => call(cs[i % 4]!, i % 2 ? allowBody : denyBody, Date.now() + 60_000)));
+    const rs = await Promise.all(Array.from({ length: 10_000 }, (_, i) => call(cs[i % 4]!, i % 2 ? allowBody : denyBody, Infinity)));
     tc.diagnostic(`10,000 concurrent Checks in ${(performance.now() - t0).toFixed(0)} ms: ${JSON.stringify(tally(rs))}`);
     assert.deepEqual(tally(rs), { allow: 5000, 'deny auth.invalid_token': 5000 });
   });
