@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -7,6 +7,12 @@ import { tracingEnabled } from '../src/pipeline/tracing';
 import { startTestApp } from './helpers/app';
 
 const BOOT = 'bootstrap-secret-for-tests-0123456789';
+
+// The tracer provider and propagator are process-wide: the next file in this process starts without them.
+after(() => {
+  trace.disable();
+  propagation.disable();
+});
 
 test('tracing is off (and Check unwrapped) without an SDK; with one, Check spans join the request trace', async () => {
   assert.equal(tracingEnabled(), false, 'no tracer provider registered yet');

@@ -1,0 +1,3 @@
+import { runGroup } from './plan';
+
+runGroup(__filename);
