@@ -46,18 +46,13 @@ let packageDefinition: protoLoader.PackageDefinition | undefined;
  * per package, empty dependency lists) and break `describe` again.
  */
 export function loadReflectionDefinition(path = DESCRIPTOR_SET_PATH): protoLoader.PackageDefinition {
-  const cached = reflectionDefinitions.get(path);
-  if (cached) return cached;
   if (!existsSync(path)) {
     throw new Error(`gRPC descriptor set not found at ${path}: run \`npm run build\` (it runs \`buf build proto\`)`);
   }
   const set = FileDescriptorSet.decode(readFileSync(path)) as unknown as { file: unknown[] };
   const fileDescriptorProtos = set.file.map((f) => FileDescriptorProto.encode(f as never).finish());
-  const def = { 'orcheo.authz.descriptors': { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos } } as unknown as protoLoader.PackageDefinition;
-  reflectionDefinitions.set(path, def);
-  return def;
+  return { 'orcheo.authz.descriptors': { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos } } as unknown as protoLoader.PackageDefinition;
 }
-const reflectionDefinitions = new Map<string, protoLoader.PackageDefinition>();
 
 export const AUTHZ_V3 = 'envoy.service.auth.v3.Authorization';
 export const AUTHZ_V2 = 'envoy.service.auth.v2.Authorization';

@@ -2,7 +2,7 @@ import type { Cluster, ClusterOptions, default as Redis, RedisOptions } from 'io
 import { isClusterUrl, parseClusterUrl, redactRedisUrl } from './redis-url';
 
 /**
- * ioredis loads (~60 ms of CPU) only when a Redis URL is configured: a replica on in-process
+ * ioredis loads (~60-80 ms of CPU) only when a Redis URL is configured: a replica on in-process
  * windows, the CLI and most tests never need it.
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports

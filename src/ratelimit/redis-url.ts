@@ -2,7 +2,7 @@ import { redactUrl } from '../util/redact-url';
 
 /**
  * Reading Redis URLs without loading ioredis: the configuration and the CLI validate
- * `ORCHEO_AUTH_REDIS_URL` on every start, and ioredis costs ~80 ms of CPU to load.
+ * `ORCHEO_AUTH_REDIS_URL` on every start, and ioredis costs ~60-80 ms of CPU to load.
  */
 
 /** Password of a Redis URL replaced, so the URL can appear in logs and errors. */
