@@ -95,6 +95,26 @@ describe('the v3 CheckRequest decoder agrees with proto-loader', () => {
     assert.deepEqual(decodeCheckRequest(Buffer.alloc(0)), { method: undefined, path: undefined, query: undefined, headers: new Map(), sourceAddress: undefined, contextExtensions: undefined });
   });
 
+  test('header names across requests: the decoder remembers names it saw, and never hands back the wrong one', () => {
+    // Thousands of names of the same few lengths over a small alphabet collide in the decoder's
+    // 256 name slots all the time; every request must still read exactly as proto-loader reads it.
+    const next = rng(4242);
+    const letters = 'abAB-é:x';
+    const randomName = (): string => Array.from({ length: 1 + Math.floor(next() * 4) }, () => letters[Math.floor(next() * letters.length)]).join('');
+    const seen = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const headers: Record<string, string> = {};
+      for (let k = Math.floor(next() * 8); k > 0; k--) {
+        const n = randomName();
+        seen.add(n);
+        headers[n] = `v${k}`;
+      }
+      const wire = method.requestSerialize({ attributes: { request: { http: { headers } } } });
+      assert.deepEqual(decodeCheckRequest(wire), viaProtoLoader(wire), `request ${i}: ${JSON.stringify(headers)}`);
+    }
+    assert.ok(seen.size > 1000, `only ${seen.size} distinct names: too few to collide`);
+  });
+
   test('damaged bytes (truncated, flipped, overlong lengths) throw an Error or decode; never hang or return garbage types', () => {
     const next = rng(99);
     let threw = 0;

@@ -1,5 +1,6 @@
 import type { RequestParts } from '../pipeline/decision';
-import { collectHeaders, partsOf } from './request';
+import { collectHeaders, mergeHeaderList, partsOf } from './request';
+import { latin1, nameHadUpper, readName, readString } from './wire-strings';
 
 /**
  * A v3 CheckRequest read straight into what the pipeline uses, walking only the fields it reads
@@ -40,14 +41,14 @@ interface Http {
   method?: string;
   path?: string;
   query?: string;
-  headers?: Map<string, string>;
-  headerMap?: RawEntry[];
+  headers: Map<string, string>;
 }
-
 // The cursor: decoding is synchronous and never re-entered, so one module-level position is safe.
 const EMPTY = Buffer.alloc(0);
 let buf: Buffer = EMPTY;
 let pos = 0;
+/** `buf` as latin1 (one native call per request), for the short strings. */
+let text = '';
 
 function fail(what: string): never {
   throw new RangeError(`invalid CheckRequest: ${what} at byte ${pos}`);
@@ -75,10 +76,17 @@ function sub(end: number): number {
 
 function string(end: number): string {
   const to = sub(end);
-  // utf8Slice is what Buffer#toString('utf8') and protobufjs end in, without their argument handling.
-  const s = (buf as Buffer & { utf8Slice(start: number, end: number): string }).utf8Slice(pos, to);
+  const from = pos;
   pos = to;
-  return s;
+  return readString(buf, text, from, to);
+}
+
+/** A header name (lower-case ones come from the name table): `nameHadUpper` tells whether to lower-case it. */
+function name(end: number): string {
+  const to = sub(end);
+  const from = pos;
+  pos = to;
+  return readName(buf, text, from, to);
 }
 
 function skip(wire: number, end: number, depth = 0): void {
@@ -148,9 +156,18 @@ function headerValue(end: number): RawEntry {
   return h;
 }
 
+/**
+ * HttpRequest, its headers map read straight into the lower-cased map the pipeline uses. A name
+ * with an upper-case letter (rare: Envoy lower-cases them) switches to the exact two-step reading
+ * (a case-sensitive map first, then lower-cased), so `A` then `a` then `A` resolves as protobufjs +
+ * collectHeaders would. header_map entries are merged after the map, whatever the wire order.
+ */
 function httpRequest(end: number): Http {
   const to = sub(end);
-  const http: Http = {};
+  let headers = new Map<string, string>();
+  let exact = false;
+  let list: RawEntry[] | undefined;
+  const http: Http = { headers };
   while (pos < to) {
     const t = tag(to);
     if ((t & 7) !== LEN) {
@@ -162,8 +179,21 @@ function httpRequest(end: number): Http {
         http.method = string(to);
         break;
       case 3: {
-        const [k, v] = mapEntry(to);
-        (http.headers ??= new Map()).set(k, v);
+        const at = sub(to);
+        let key = '';
+        let value = '';
+        let keyUpper = false;
+        while (pos < at) {
+          const u = tag(at);
+          if (u === F1) {
+            key = name(at);
+            keyUpper = nameHadUpper;
+          } else if (u === F2) value = string(at);
+          else skip(u & 7, at);
+        }
+        // Until then every name was lower-case already: the map so far is the same either way.
+        if (keyUpper) exact = true;
+        headers.set(key, value);
         break;
       }
       case 4:
@@ -174,30 +204,33 @@ function httpRequest(end: number): Http {
         break;
       case 13: {
         const at = sub(to);
-        const list: RawEntry[] = [];
+        list = [];
         while (pos < at) {
           const u = tag(at);
           if (u === F1) list.push(headerValue(at));
           else skip(u & 7, at);
         }
-        http.headerMap = list;
         break;
       }
       default:
         skip(LEN, to);
     }
   }
+  if (exact) headers = http.headers = collectHeaders(headers, list);
+  else if (list) mergeHeaderList(headers, list);
   return http;
 }
 
 export function decodeCheckRequest(bytes: Uint8Array): RequestParts {
   buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   pos = 0;
+  text = latin1(buf);
   try {
     return walk();
   } finally {
     // The request (its token included) is not kept alive by the module after the call.
     buf = EMPTY;
+    text = '';
   }
 }
 
@@ -236,7 +269,7 @@ function walk(): RequestParts {
       } else skip(u & 7, to);
     }
   }
-  const headers = http ? collectHeaders(http.headers, http.headerMap) : new Map<string, string>();
+  const headers = http ? http.headers : new Map<string, string>();
   return partsOf(headers, http?.method, http?.path, http?.query, source, ext);
 }
 

@@ -38,14 +38,19 @@ export function collectHeaders(h: ReadonlyMap<string, string> | Record<string, s
   if (h instanceof Map) for (const [k, v] of h) out.set(k.toLowerCase(), String(v));
   // for…in rather than Object.entries: no array of pairs per request (proto-loader objects are plain).
   else if (h) for (const k in h) out.set(k.toLowerCase(), String((h as Record<string, string>)[k]));
-  for (const e of list ?? []) {
+  if (list) mergeHeaderList(out, list);
+  return out;
+}
+
+/** header_map entries onto `out` (lower-cased names; a repeated name's values joined with a comma). */
+export function mergeHeaderList(out: Map<string, string>, list: readonly RawHeader[]): void {
+  for (const e of list) {
     if (!e.key) continue;
     const k = e.key.toLowerCase();
     const v = e.raw && e.raw.length > 0 ? Buffer.from(e.raw).toString('latin1') : (e.value ?? '');
     const prev = out.get(k);
     out.set(k, prev === undefined ? v : `${prev},${v}`);
   }
-  return out;
 }
 
 /** Empty strings are absent: Envoy, Istio and hand-written clients differ in what they leave unset. */
