@@ -129,6 +129,26 @@ default: { scopes: [nope] }
     }
   });
 
+  test('remembered answers: each path keeps its own workspace, per method and per policy, past the memo bound', () => {
+    const yaml = (scope: string): string => `rules:\n  - match: { methods: [GET], path: "/w/{ws}/items/**" }\n    scopes: [${scope}]\n    workspace: "{ws}"\n`;
+    const p1 = parsePolicy(yaml('workflows:read'), 'p1.yaml');
+    const p2 = parsePolicy(yaml('workflows:write'), 'p2.yaml');
+    // 10 000 distinct paths (more than the memo keeps) visited twice, interleaved with the same
+    // path under another method and another policy: the oracle is the path string itself.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 10_000; i++) {
+        const ws = `ws-${(i * 7919) % 10_000}`;
+        const path = `/w/${ws}/items/${i % 3}`;
+        const r = evaluatePolicy(p1, 'GET', path);
+        assert.equal(r.workspace, ws, path);
+        assert.deepEqual([...r.scopes], ['workflows:read']);
+        assert.equal(evaluatePolicy(p1, 'POST', path).matched, 'default', `POST ${path}`);
+        assert.deepEqual([...evaluatePolicy(p2, 'GET', path).scopes], ['workflows:write'], `p2 ${path}`);
+      }
+    }
+    assert.ok(Object.isFrozen(evaluatePolicy(p1, 'GET', '/w/a/items/x')), 'a shared answer cannot be changed by one request');
+  });
+
   test('JSON works too', () => {
     const p = parsePolicy(JSON.stringify({ rules: [{ match: { path: '/a/**' }, scopes: ['vault:read'] }] }), 'p.json');
     assert.deepEqual([...evaluatePolicy(p, 'GET', '/a/b').scopes], ['vault:read']);

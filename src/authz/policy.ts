@@ -54,8 +54,39 @@ export function parseWorkspaceRef(value: string): WorkspaceRef {
   return m ? { param: m[1]! } : { literal: value };
 }
 
+/**
+ * Requirements already decided, per policy, by method then path: a policy is immutable (a reload is
+ * a new Policy object), so the answer for one (method, path) never changes, and most traffic is a
+ * few hot routes. Bounded: past MAX_MEMO entries it starts over, so a flood of unique paths costs
+ * one evaluation each and no memory. The paths are normalised ones, which are logged anyway.
+ */
+interface Memo {
+  size: number;
+  readonly byMethod: Map<string, Map<string, Requirement>>;
+}
+const memos = new WeakMap<Policy, Memo>();
+const MAX_MEMO = 4096;
+
 /** First matching rule wins; unmatched requests get the default (authentication only, built in). */
 export function evaluatePolicy(policy: Policy, method: string, path: string): Requirement {
+  let memo = memos.get(policy);
+  if (!memo) memos.set(policy, (memo = { size: 0, byMethod: new Map() }));
+  let byPath = memo.byMethod.get(method);
+  const hit = byPath?.get(path);
+  if (hit) return hit;
+  const req = evaluateRules(policy, method, path);
+  if (memo.size >= MAX_MEMO) {
+    memo.byMethod.clear();
+    memo.size = 0;
+    byPath = undefined;
+  }
+  if (!byPath) memo.byMethod.set(method, (byPath = new Map()));
+  byPath.set(path, req);
+  memo.size++;
+  return req;
+}
+
+function evaluateRules(policy: Policy, method: string, path: string): Requirement {
   const segments = pathSegments(path);
   for (let i = 0; segments && i < policy.rules.length; i++) {
     const r = policy.rules[i]!;
@@ -63,7 +94,7 @@ export function evaluatePolicy(policy: Policy, method: string, path: string): Re
     const params = r.path.matchSegments(segments);
     if (!params) continue;
     if (!r.workspace || 'literal' in r.workspace) return fixedRequirement(policy, i);
-    return { scopes: r.scopes, workspace: params[r.workspace.param], auth: r.auth, matched: `rules[${i}]`, pattern: r.path.source, enforce: r.enforce, audience: r.audience };
+    return Object.freeze({ scopes: r.scopes, workspace: params[r.workspace.param], auth: r.auth, matched: `rules[${i}]`, pattern: r.path.source, enforce: r.enforce, audience: r.audience });
   }
   return fixedRequirement(policy, -1);
 }
