@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { AuthError } from '../errors/deny';
+import { plainDeny } from '../errors/deny';
 import { ALL_WORKSPACES } from '../authz/scopes';
 import type { BootstrapConfig } from '../config/types';
 import { hashSecret } from '../store/records';
@@ -33,7 +33,7 @@ export function createBootstrapAuthenticator(cfg: BootstrapConfig, onUse?: (ok: 
       const use = opts?.quiet ? undefined : onUse;
       if (cfg.expiresAt !== undefined && nowMs >= cfg.expiresAt) {
         use?.(false);
-        return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: 'bootstrap' };
+        return { kind: 'rejected', error: plainDeny('auth.token_expired'), identityKey: 'bootstrap' };
       }
       use?.(true);
       return identified;

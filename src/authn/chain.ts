@@ -1,8 +1,8 @@
-import { AuthError } from '../errors/deny';
+import { plainDeny } from '../errors/deny';
 import { hashSecret } from '../store/records';
 import type { Authenticator, AuthnOptions, AuthnResult } from './types';
 
-const unknownToken = (): AuthnResult => ({ kind: 'rejected', error: new AuthError('auth.invalid_token') });
+const unknownToken = (): AuthnResult => ({ kind: 'rejected', error: plainDeny('auth.invalid_token') });
 
 /**
  * Tries identity kinds in the contract's order (bootstrap → service token → JWT). The first kind

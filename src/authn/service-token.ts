@@ -1,4 +1,4 @@
-import { AuthError } from '../errors/deny';
+import { AuthError, plainDeny } from '../errors/deny';
 import { hashSecret, type TokenRecord } from '../store/records';
 import type { TokenIndex } from '../store/token-index';
 import type { Authenticator, AuthnOptions, AuthnResult, Identity } from './types';
@@ -46,8 +46,8 @@ export function createServiceTokenAuthenticator(index: TokenIndex): Authenticato
       // revoked_at/expires_at are instants on the database's clock: compare on it, so a replica
       // whose clock runs slow does not keep accepting a token revoked elsewhere.
       const dbNow = nowMs + index.clockOffsetMs;
-      if (r.revokedAt !== undefined && r.revokedAt <= dbNow) return { kind: 'rejected', error: new AuthError('auth.token_revoked'), identityKey: key };
-      if (r.expiresAt !== undefined && r.expiresAt <= dbNow) return { kind: 'rejected', error: new AuthError('auth.token_expired'), identityKey: key };
+      if (r.revokedAt !== undefined && r.revokedAt <= dbNow) return { kind: 'rejected', error: plainDeny('auth.token_revoked'), identityKey: key };
+      if (r.expiresAt !== undefined && r.expiresAt <= dbNow) return { kind: 'rejected', error: plainDeny('auth.token_expired'), identityKey: key };
       let answer = answers.get(r);
       if (!answer) {
         answer = Object.freeze({ kind: 'identified', identity: toIdentity(r) } as const);

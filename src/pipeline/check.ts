@@ -6,7 +6,7 @@ import { DEFAULT_DENY_LOG_RATE, type AuthMode } from '../config/types';
 import type { RateLimiter } from '../ratelimit/types';
 import { LIMITER_RETRY_AFTER, rateLimit, type Attempt } from './rate-limit';
 import { resolveClientIp } from '../ratelimit/client-ip';
-import { AuthError, isAuthError } from '../errors/deny';
+import { AuthError, isAuthError, plainDeny } from '../errors/deny';
 import { authorize, identityKey } from './authorize';
 import type { CheckFn, Decision, DecideFn, MaybePromise, Outcome, RequestParts } from './decision';
 import { extractCredential, type Credential } from './extract';
@@ -92,7 +92,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
   const toVerdict = (token: string, r: AuthnResult): Verdict => {
     if (r.kind === 'identified') return { identity: r.identity };
     if (r.kind === 'rejected') return { error: r.error, key: r.identityKey, unknownDuringOutage: storeCouldNotTell(token, r.error, r.identityKey) };
-    return { error: new AuthError('auth.invalid_token') };
+    return { error: plainDeny('auth.invalid_token') };
   };
 
   function identify(token: string, opts: AuthnOptions | undefined, trace: Trace | undefined): MaybePromise<Verdict> {
@@ -150,7 +150,7 @@ export function createCheckPipeline(deps: PipelineDeps): CheckPipeline {
       });
     }
 
-    const verdict: MaybePromise<Verdict> = v ?? (cred ? identify(cred.token, undefined, trace) : routeMode === 'optional' ? { identity: ANONYMOUS } : { error: new AuthError('auth.missing_token') });
+    const verdict: MaybePromise<Verdict> = v ?? (cred ? identify(cred.token, undefined, trace) : routeMode === 'optional' ? { identity: ANONYMOUS } : { error: plainDeny('auth.missing_token') });
     return then(verdict, (v) => afterIdentify(c, req, v));
   }
 

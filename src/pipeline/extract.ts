@@ -1,4 +1,4 @@
-import { AuthError } from '../errors/deny';
+import { AuthError, plainDeny } from '../errors/deny';
 import { MAX_TOKEN_LENGTH } from '../util/limits';
 import { isWebSocketUpgrade, type CheckInput } from './request';
 
@@ -51,7 +51,7 @@ export function extractCredential(input: CheckInput): Credential | undefined {
     const m = BEARER.exec(authz.trim());
     if (!m) throw new AuthError('auth.invalid_scheme', 'Authorization header must use the Bearer scheme');
     const token = (m[1] ?? '').trim();
-    if (!token) throw new AuthError('auth.missing_token');
+    if (!token) throw plainDeny('auth.missing_token');
     return check({ token, via: 'authorization' });
   }
   if (!isWebSocketUpgrade(input)) return undefined;
