@@ -13,7 +13,9 @@
  */
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import { decodeCheckRequest } from '../../src/grpc/decode';
 import { AUTHZ_V3, loadPackageDefinition } from '../../src/grpc/descriptors';
+import type { RequestParts } from '../../src/pipeline/decision';
 import { serverOptions } from '../../src/grpc/server-options';
 
 const EMPTY_OK = { status: { code: 0, message: '' }, ok_response: { headers: [], headers_to_remove: [], query_parameters_to_remove: [] } };
@@ -28,7 +30,19 @@ interface Request {
   attributes?: { request?: { http?: { headers?: Record<string, string> } } };
 }
 
-export async function startBaseline(port = 0, replies?: BaselineReplies): Promise<{ port: number; server: grpc.Server }> {
+/**
+ * How the baseline reads the request: 'protobufjs' (proto-loader's deserializer, the bench's
+ * baseline), 'ours' (src/grpc/decode.ts) or 'none' (never read). The last two are for decompose.ts.
+ */
+export type BaselineDecode = 'protobufjs' | 'ours' | 'none';
+
+function decoder(decode: BaselineDecode): { requestDeserialize?: (b: Buffer) => unknown } {
+  if (decode === 'none') return { requestDeserialize: (b: Buffer) => b };
+  if (decode === 'ours') return { requestDeserialize: decodeCheckRequest };
+  return {};
+}
+
+export async function startBaseline(port = 0, replies?: BaselineReplies, decode: BaselineDecode = 'protobufjs'): Promise<{ port: number; server: grpc.Server }> {
   const pkg = loadPackageDefinition();
   // The service's options (src/grpc/server-options.ts), so only the handler differs.
   const server = new grpc.Server(serverOptions());
@@ -40,9 +54,13 @@ export async function startBaseline(port = 0, replies?: BaselineReplies): Promis
     const fallback = Buffer.from(replies.fallback, 'base64');
     // The handler hands the encoded reply straight to the serializer, which passes it through.
     const check = def['Check']!;
-    const service = { ...def, Check: { ...check, responseSerialize: (b: Buffer) => b } } as grpc.ServiceDefinition;
-    const handler: grpc.handleUnaryCall<Request, Buffer> = (call, callback) =>
-      callback(null, bytes.get(call.request?.attributes?.request?.http?.headers?.['authorization'] ?? '') ?? fallback);
+    const service = { ...def, Check: { ...check, responseSerialize: (b: Buffer) => b, ...decoder(decode) } } as grpc.ServiceDefinition;
+    const handler: grpc.handleUnaryCall<Request | RequestParts | Buffer, Buffer> = (call, callback) => {
+      const req = call.request;
+      // 'none' cannot tell requests apart: it answers the fallback (decompose.ts starts one per path).
+      const auth = Buffer.isBuffer(req) ? undefined : 'headers' in req ? (req.headers.get('authorization') ?? '') : (req?.attributes?.request?.http?.headers?.['authorization'] ?? '');
+      callback(null, (auth !== undefined && bytes.get(auth)) || fallback);
+    };
     server.addService(service, { Check: handler as grpc.handleUnaryCall<unknown, unknown> });
   }
   const bound = await new Promise<number>((resolve, reject) =>
@@ -54,7 +72,9 @@ export async function startBaseline(port = 0, replies?: BaselineReplies): Promis
 if (require.main === module && !process.env['NODE_TEST_CONTEXT']) {
   const file = process.env['BENCH_BASELINE_REPLIES'];
   const replies = file ? (JSON.parse(readFileSync(file, 'utf8')) as BaselineReplies) : undefined;
-  startBaseline(0, replies).then(
+  const decode = process.env['BENCH_BASELINE_DECODE'] ?? 'protobufjs';
+  if (decode !== 'protobufjs' && decode !== 'ours' && decode !== 'none') throw new Error(`BENCH_BASELINE_DECODE must be protobufjs, ours or none, not ${decode}`);
+  startBaseline(0, replies, decode).then(
     ({ port, server }) => {
       process.stdout.write(`${JSON.stringify({ baseline: 'ready', port })}\n`);
       // Nothing to drain: calls are answered synchronously.

@@ -58,16 +58,40 @@ export async function crossCheck(paths: readonly CrossCheckPath[], spec: CrossCh
   return out;
 }
 
+/**
+ * Service and baseline both pinned to the server core and loaded at the same time, each by its own
+ * h2load: the scheduler gives each half the core, so their completed calls stand in the inverse
+ * ratio of their CPU per call (what throughput is, for a CPU-bound server), and a slow moment of the
+ * machine (these VMs have many) hits both in the same instant. Sequential pairs move by ±20 %
+ * between runs here; these by a few %. Ratio per round: service completed ÷ baseline completed.
+ */
+export async function sameCore(paths: readonly CrossCheckPath[], spec: CrossCheckSpec, idle: () => Promise<void> = async () => undefined): Promise<CrossCheckResult[]> {
+  const out: CrossCheckResult[] = [];
+  for (const p of paths) {
+    const pairs: Array<{ service: number; baseline: number }> = [];
+    for (let i = 0; i < spec.pairs; i++) {
+      await idle();
+      const run = (port: number) => runH2load({ port, frameFile: p.frameFile, seconds: spec.seconds, warmupSeconds: 0.5, connections: spec.connections, streams: spec.streams });
+      const [s, b] = await Promise.all([run(p.servicePort), run(p.baselinePort)]);
+      pairs.push({ service: s.completed, baseline: b.completed });
+    }
+    out.push({ name: p.name, pairs, ratio: median(pairs.map((x) => x.service / x.baseline)), command: h2loadCommand(spec, p.servicePort, p.frameFile) });
+  }
+  return out;
+}
+
 /** Bench ratio (median of its pairs) next to the independent one, per path. */
-export function formatCrossCheck(results: readonly CrossCheckResult[], benchRatio: (name: string) => number | undefined, spec: CrossCheckSpec): string {
+export function formatCrossCheck(results: readonly CrossCheckResult[], benchRatio: (name: string) => number | undefined, spec: CrossCheckSpec, same: readonly CrossCheckResult[] = [], sameSpec?: CrossCheckSpec): string {
   const lines = [
     `independent h2load check: ${spec.pairs} service/baseline pairs of ${spec.seconds}s at ${spec.connections}x${spec.streams} per path, median of the pairs' ratios`,
-    `  ${'path'.padEnd(22)}  bench x base  h2load x base  pairs (service/baseline req/s)`,
+    ...(sameSpec && same.length ? [`same core: ${sameSpec.pairs} runs of ${sameSpec.seconds}s, service and baseline loaded at once on the server core, median of completed-call ratios (crosscheck.ts sameCore)`] : []),
+    `  ${'path'.padEnd(22)}  bench x base  h2load x base  same core  pairs (service/baseline req/s)`,
   ];
   for (const r of results) {
     const b = benchRatio(r.name);
+    const sc = same.find((x) => x.name === r.name);
     const pairs = r.pairs.map((x) => `${Math.round(x.service)}/${Math.round(x.baseline)}`).join(' ');
-    lines.push(`  ${r.name.padEnd(22)}  ${(b === undefined ? '-' : b.toFixed(2)).padStart(12)}  ${r.ratio.toFixed(2).padStart(13)}  ${pairs}`);
+    lines.push(`  ${r.name.padEnd(22)}  ${(b === undefined ? '-' : b.toFixed(2)).padStart(12)}  ${r.ratio.toFixed(2).padStart(13)}  ${(sc ? sc.ratio.toFixed(2) : '-').padStart(9)}  ${pairs}`);
   }
   if (results[0]) lines.push(`  e.g. ${results[0].command}`);
   return lines.join('\n');

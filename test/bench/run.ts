@@ -8,6 +8,7 @@
  *   BENCH_SECONDS (1.5) BENCH_WARMUP (0.5) BENCH_LATENCY_SECONDS (1.2: the 1 x 1 run) BENCH_REPEATS (5)
  *   BENCH_PREWARM (1: untimed pass per scenario) BENCH_CONNECTIONS (8) BENCH_STREAMS (16)
  *   BENCH_CROSSCHECK_PAIRS (5: independent h2load pairs of 1 s per path, crosscheck.ts; 0 skips it)
+ *   BENCH_SAME_CORE_RUNS (3: service and baseline loaded at once on one core, 3 s each; 0 skips it)
  *   BENCH_JWT_TOKENS (20000, > the 10 000-entry JWT cache) BENCH_GENERATOR (h2load|node)
  *   BENCH_ONLY=<regex> (scenarios whose name matches, plus the baselines) BENCH_KEEP=1 (keep logs)
  *   BENCH_CPU_PROF=<dir> (run the service under --cpu-prof and print its hotspots)
@@ -16,7 +17,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { assertReply, checkFrame, jwtPayload, rawCheck, signHs256, type Expectation } from './frames';
-import { crossCheck, formatCrossCheck } from './crosscheck';
+import { crossCheck, formatCrossCheck, sameCore } from './crosscheck';
 import { BOOTSTRAP_TOKEN, describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtures, type Fixtures } from './fixtures';
 import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
 import { benchHttpAuthz, formatHttpAuthz } from './http-authz';
@@ -37,6 +38,7 @@ const LAT_SECONDS = num('BENCH_LATENCY_SECONDS', 1.2);
 const REPEATS = Math.round(num('BENCH_REPEATS', 5));
 const PREWARM = num('BENCH_PREWARM', 1);
 const CROSSCHECK_PAIRS = Math.round(Number(process.env['BENCH_CROSSCHECK_PAIRS'] ?? 5));
+const SAME_CORE_RUNS = Math.round(Number(process.env['BENCH_SAME_CORE_RUNS'] ?? 3));
 const CONNS = num('BENCH_CONNECTIONS', 8);
 const STREAMS = num('BENCH_STREAMS', 16);
 const JWT_TOKENS = num('BENCH_JWT_TOKENS', 20_000);
@@ -211,7 +213,10 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   }
   const crossPaths = plan.filter((s) => !s.many && !isBaseline(s) && !s.name.startsWith('limits'));
   const crossSpec = { pairs: CROSSCHECK_PAIRS, seconds: 1, connections: 4, streams: 32 };
-  const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: base.grpcPort, frameFile: s.frames })), crossSpec, () => settle(serverPids)) : [];
+  const crossList = crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: base.grpcPort, frameFile: s.frames }));
+  const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossList, crossSpec, () => settle(serverPids)) : [];
+  const sameSpec = { pairs: SAME_CORE_RUNS, seconds: 3, connections: 4, streams: 32 };
+  const same = USE_H2LOAD && canPin() && SAME_CORE_RUNS > 0 ? await sameCore(crossList, sameSpec, () => settle(serverPids)) : [];
   for (const p of [base, service, limited, bootstrap]) {
     await p.stop();
     procs.delete(p);
@@ -234,10 +239,10 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
       const b = r && results.find((x) => x.name === r.baseline);
       return r && b ? ratios(r, b).rps : undefined;
     };
-    console.log(`\n${formatCrossCheck(crossed, benchRatio, crossSpec)}`);
+    console.log(`\n${formatCrossCheck(crossed, benchRatio, crossSpec, same, sameSpec)}`);
   }
-  const config = { seconds: SECONDS, warmupSeconds: WARMUP, latencySeconds: LAT_SECONDS, crossCheck: crossSpec, repeats: REPEATS, connections: CONNS, streams: STREAMS, jwtTokens: JWT_TOKENS, store: f.store, redis: f.redis, limits: LIMITS };
-  console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadAfter }, results, crossCheck: crossed })}`);
+  const config = { seconds: SECONDS, warmupSeconds: WARMUP, latencySeconds: LAT_SECONDS, crossCheck: crossSpec, sameCore: sameSpec, repeats: REPEATS, connections: CONNS, streams: STREAMS, jwtTokens: JWT_TOKENS, store: f.store, redis: f.redis, limits: LIMITS };
+  console.log(`\nresults: ${writeJson({ date: new Date().toISOString(), machine: m, config, loadAverage: { before: loadBefore, after: loadAfter }, results, crossCheck: crossed, sameCore: same })}`);
   if (CPU_PROF) printHotspots(CPU_PROF);
   if (!ONLY || ONLY.test('assertion')) console.log(`\n${formatAssertionBench(await benchAssertions())}`);
   // The HTTP authorization interface has its own bare node:http baseline (test/bench/http-authz.ts).

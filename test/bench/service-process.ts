@@ -100,9 +100,10 @@ export function startService(env: Record<string, string>, logDir: string, name: 
 }
 
 /** The bare server; with `repliesFile` it answers with the service's own encoded replies (baseline-server.ts). */
-export function startBaselineProcess(logDir: string, name = 'baseline', repliesFile?: string): Promise<Proc> {
-  const env = baseEnv(logDir, repliesFile ? { BENCH_BASELINE_REPLIES: repliesFile } : {});
-  return launch(`${name} server`, [BASELINE_JS], env, join(logDir, `${name}.log`), (log) => {
+export function startBaselineProcess(logDir: string, name = 'baseline', repliesFile?: string, cpuProfDir?: string, extraEnv: Record<string, string> = {}): Promise<Proc> {
+  const env = baseEnv(logDir, { ...extraEnv, ...(repliesFile ? { BENCH_BASELINE_REPLIES: repliesFile } : {}) });
+  const nodeArgs = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []), BASELINE_JS];
+  return launch(`${name} server`, nodeArgs, env, join(logDir, `${name}.log`), (log) => {
     const m = /\{"baseline":"ready","port":(\d+)\}/.exec(log);
     return m ? { grpc: Number(m[1]) } : undefined;
   });
