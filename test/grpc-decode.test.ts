@@ -115,6 +115,17 @@ describe('the v3 CheckRequest decoder agrees with proto-loader', () => {
     assert.ok(seen.size > 1000, `only ${seen.size} distinct names: too few to collide`);
   });
 
+  test('a request over 16 KiB (a forwarded body) reads the same: its strings are sliced one by one', () => {
+    const next = rng(16);
+    for (let i = 0; i < 50; i++) {
+      const req = randomRequest(next) as { attributes: { request: { http: Record<string, unknown> } } };
+      Object.assign(req.attributes.request.http, { body: 'b'.repeat(17_000 + i), headers: { ...(req.attributes.request.http.headers as object), authorization: 'Bearer short', 'x-é': 'ü' } });
+      const wire = method.requestSerialize(req);
+      assert.ok(wire.length > 16 * 1024);
+      assert.deepEqual(decodeCheckRequest(wire), viaProtoLoader(wire), `request ${i}`);
+    }
+  });
+
   test('damaged bytes (truncated, flipped, overlong lengths) throw an Error or decode; never hang or return garbage types', () => {
     const next = rng(99);
     let threw = 0;

@@ -58,7 +58,8 @@ export function parseWorkspaceRef(value: string): WorkspaceRef {
  * Requirements already decided, per policy, by method then path: a policy is immutable (a reload is
  * a new Policy object), so the answer for one (method, path) never changes, and most traffic is a
  * few hot routes. Bounded: past MAX_MEMO entries it starts over, so a flood of unique paths costs
- * one evaluation each and no memory. The paths are normalised ones, which are logged anyway.
+ * one evaluation each and no memory. The paths are normalised ones (no query string), which are
+ * logged anyway.
  */
 interface Memo {
   size: number;
@@ -74,14 +75,17 @@ export function evaluatePolicy(policy: Policy, method: string, path: string): Re
   let byPath = memo.byMethod.get(method);
   const hit = byPath?.get(path);
   if (hit) return hit;
-  const req = evaluateRules(policy, method, path);
+  // A copy of its own: `path` may be a slice of the raw request path, query string (a token in
+  // `?access_token=`) included, which the memo, and the parameters split from it, would keep alive.
+  const own = Buffer.from(path, 'utf8').toString('utf8');
+  const req = evaluateRules(policy, method, own);
   if (memo.size >= MAX_MEMO) {
     memo.byMethod.clear();
     memo.size = 0;
     byPath = undefined;
   }
   if (!byPath) memo.byMethod.set(method, (byPath = new Map()));
-  byPath.set(path, req);
+  byPath.set(own, req);
   memo.size++;
   return req;
 }

@@ -16,8 +16,9 @@ export function latin1(buf: Buffer): string {
   return (buf as SliceableBuffer).latin1Slice(0, buf.length);
 }
 
+/** `text` is `buf` as latin1, or '' when the caller did not make one (then every string is sliced natively). */
 export function readString(buf: Buffer, text: string, from: number, to: number): string {
-  if (to - from < SHORT) {
+  if (to - from < SHORT && text.length !== 0) {
     let i = from;
     while (i < to && buf[i]! < 0x80) i++;
     if (i === to) return text.substring(from, to);
