@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { SignJWT } from 'jose';
 import { startTestApp, type TestApp } from './helpers/app';
 import { BOOTSTRAP, explainCall, logLines, metricValue, policyFile, serviceToken } from './helpers/explain';
 
@@ -133,5 +134,32 @@ describe('POST /api/admin/explain', () => {
     assert.ok(![reader, expiring, auditee, BOOTSTRAP].some((s) => logs.includes(s)), 'no credential in the logs');
     const lines = logLines(t.logs).filter((l) => l.msg === 'request denied' && l.subject === 'auditee');
     assert.equal(lines.length, 1, 'a decision line for the real check only, none for the explained requests');
+  });
+});
+
+describe('explaining a JWT leaves the verified-token cache as it was', () => {
+  const SECRET = 'explain-jwt-secret-0123456789abcdef0123456789';
+  let t: TestApp;
+  before(async () => {
+    t = await startTestApp({ ORCHEO_AUTH_MODE: 'required', ORCHEO_AUTH_JWT_SECRET: SECRET, ORCHEO_AUTH_BOOTSTRAP_SERVICE_TOKEN: BOOTSTRAP }, 'auto');
+  });
+  after(() => t?.stop());
+
+  test('no entry added, no hit or miss counted; the same token checked for real is cached (the control)', async () => {
+    const token = await new SignJWT({ sub: 'explained-user', scope: 'workflows:read', workspace_ids: ['ws-1'] }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+    const cache = async (): Promise<number[]> => Promise.all(['orcheo_authz_jwt_cache_size', 'orcheo_authz_jwt_cache_hits_total', 'orcheo_authz_jwt_cache_misses_total'].map((m) => metricValue(t.app, m)));
+    const before0 = await cache();
+    for (let i = 0; i < 2; i++) {
+      const r = (await explainCall(t.app, { method: 'GET', path: '/api/workflows', token })).body;
+      assert.deepEqual([r.credential.kind, r.credential.accepted, r.decision.allow], ['jwt', true, true], JSON.stringify(r));
+    }
+    assert.deepEqual(await cache(), before0, 'size, hits, misses after two explanations');
+    const real = await t.client.check({ path: '/api/workflows', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(real.status.code, 0, JSON.stringify(real.status));
+    const [size, hits, misses] = await cache();
+    assert.deepEqual([size, hits, misses], [before0[0]! + 1, before0[1]!, before0[2]! + 1], 'the real check missed once and cached the token');
+    // Explaining a cached token reads the entry without counting a hit.
+    assert.equal((await explainCall(t.app, { method: 'GET', path: '/api/workflows', token })).body.decision.allow, true);
+    assert.deepEqual(await cache(), [size, hits, misses]);
   });
 });

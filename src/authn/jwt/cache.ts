@@ -33,6 +33,8 @@ export function tokenKey(token: string): string {
 
 export interface TokenCache {
   get(key: string): CachedToken | undefined;
+  /** get() that counts nothing and leaves the entry's recency alone (explain). */
+  peek(key: string): CachedToken | undefined;
   set(key: string, entry: CachedToken): void;
   delete(key: string): void;
   /** Forgets every remotely verified token whose key was removed; returns how many. */
@@ -52,6 +54,7 @@ export function createTokenCache(maxEntries: number): TokenCache {
       else misses += 1;
       return entry;
     },
+    peek: (key) => lru.peek(key),
     set: (key, entry) => void lru.set(key, entry),
     delete: (key) => void lru.delete(key),
     dropRemoved(removal) {

@@ -108,7 +108,7 @@ export function createJwtAuthenticator(
   };
   warnAboutUnusableAlgorithms(logger, usable, cfg);
 
-  async function verifyMiss(token: string, key: string, header: JWSHeaderParameters, nowMs: number, offline: boolean): Promise<AuthnResult> {
+  async function verifyMiss(token: string, key: string, header: JWSHeaderParameters, nowMs: number, offline: boolean, remember: boolean): Promise<AuthnResult> {
     const removalsBefore = removals;
     const outcome = await verifyJwt(cfg, token, header, nowMs, offline);
     if (!outcome.ok) {
@@ -124,7 +124,7 @@ export function createJwtAuthenticator(
     const exp = typeof outcome.payload.exp === 'number' ? outcome.payload.exp : undefined;
     // A rotation that landed while jose was verifying may have removed the very key used: this
     // answer stands, but it must not be remembered past the rotation.
-    if (outcome.source !== 'remote' || removals === removalsBefore) {
+    if (remember && (outcome.source !== 'remote' || removals === removalsBefore)) {
       cache.set(key, { identity: claims.identity, exp, source: outcome.source, kid: header.kid });
     }
     return { kind: 'identified', identity: claims.identity };
@@ -137,18 +137,21 @@ export function createJwtAuthenticator(
       if (!JWT_SHAPE.test(token)) return { kind: 'skip' };
 
       const key = authnOpts?.digest ?? tokenKey(token);
-      let hit = cache.get(key);
+      // Explain decides exactly as a Check would but changes nothing: no hit or miss counted, no
+      // entry added, dropped or refreshed.
+      const quiet = authnOpts?.quiet === true;
+      let hit = quiet ? cache.peek(key) : cache.get(key);
       if (hit?.source === 'remote' && remote) {
         remote.refreshIfStale();
         // Past the stale-if-error bound the cache must not outlive the keys it was built on.
         if (!remote.hasUsableKeys()) {
-          cache.delete(key);
+          if (!quiet) cache.delete(key);
           hit = undefined;
         }
       }
       if (hit) {
         if (isExpired(hit.exp, nowMs, opts.leewaySeconds)) {
-          cache.delete(key);
+          if (!quiet) cache.delete(key);
           return rejected('auth.token_expired', { identityKey: hit.identity.subject, detail: 'cached token expired' });
         }
         return { kind: 'identified', identity: hit.identity };
@@ -163,7 +166,7 @@ export function createJwtAuthenticator(
       if (header.kid !== undefined && typeof header.kid !== 'string') {
         return rejected('auth.invalid_token', { detail: 'kid header is not a string' });
       }
-      return verifyMiss(token, key, header, nowMs, authnOpts?.offline === true).catch((err: unknown) => unexpected(err));
+      return verifyMiss(token, key, header, nowMs, authnOpts?.offline === true, !quiet).catch((err: unknown) => unexpected(err));
     } catch (err) {
       return unexpected(err);
     }
