@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     const replies = join(f.dir, 'replies.json');
     writeFileSync(replies, JSON.stringify({ byAuthorization, fallback: byAuthorization[''] }));
     const base = await up(startBaselineProcess(f.dir, 'baseline', replies));
-    const ours = await up(startBaselineProcess(f.dir, 'baseline-our-decoder', replies, undefined, { BENCH_BASELINE_DECODE: 'ours' }));
+    const ours = await up(startBaselineProcess(f.dir, 'baseline-our-decoder', replies, 'ours'));
 
     const spec = { pairs: runs, seconds, connections: 4, streams: 32 };
     console.log(`same-core ratios to the baseline (completed calls, median of ${runs} runs of ${seconds}s at 4x32)`);
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
       writeFileSync(frameFile, frame);
       const own = join(f.dir, `${name.replace(/\W+/g, '-')}.replies.json`);
       writeFileSync(own, JSON.stringify({ byAuthorization: {}, fallback: byAuthorization[auth] }));
-      const none = await startBaselineProcess(f.dir, 'baseline-no-decode', own, undefined, { BENCH_BASELINE_DECODE: 'none' });
+      const none = await startBaselineProcess(f.dir, 'baseline-no-decode', own, 'none');
       procs.push(none);
       const vs = (p: Proc): CrossCheckPath => ({ name, servicePort: p.grpcPort, baselinePort: base.grpcPort, frameFile });
       const [n, o, s] = [(await sameCore([vs(none)], spec))[0]!, (await sameCore([vs(ours)], spec))[0]!, (await sameCore([vs(proc)], spec))[0]!];

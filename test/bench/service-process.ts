@@ -8,6 +8,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { baseEnv } from '../helpers/spawn';
+import type { BaselineDecode } from './baseline-server';
 
 /** dist/src/main.js and dist/test/bench/baseline-server.js, seen from dist/test/bench. */
 const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
@@ -99,11 +100,13 @@ export function startService(env: Record<string, string>, logDir: string, name: 
   });
 }
 
-/** The bare server; with `repliesFile` it answers with the service's own encoded replies (baseline-server.ts). */
-export function startBaselineProcess(logDir: string, name = 'baseline', repliesFile?: string, cpuProfDir?: string, extraEnv: Record<string, string> = {}): Promise<Proc> {
-  const env = baseEnv(logDir, { ...extraEnv, ...(repliesFile ? { BENCH_BASELINE_REPLIES: repliesFile } : {}) });
-  const nodeArgs = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []), BASELINE_JS];
-  return launch(`${name} server`, nodeArgs, env, join(logDir, `${name}.log`), (log) => {
+/**
+ * The bare server; with `repliesFile` it answers with the service's own encoded replies, reading the
+ * request as `decode` says (baseline-server.ts; decompose.ts uses the other two).
+ */
+export function startBaselineProcess(logDir: string, name = 'baseline', repliesFile?: string, decode: BaselineDecode = 'protobufjs'): Promise<Proc> {
+  const env = baseEnv(logDir, { BENCH_BASELINE_DECODE: decode, ...(repliesFile ? { BENCH_BASELINE_REPLIES: repliesFile } : {}) });
+  return launch(`${name} server`, [BASELINE_JS], env, join(logDir, `${name}.log`), (log) => {
     const m = /\{"baseline":"ready","port":(\d+)\}/.exec(log);
     return m ? { grpc: Number(m[1]) } : undefined;
   });
