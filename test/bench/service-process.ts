@@ -14,6 +14,25 @@ import type { BaselineDecode } from './baseline-server';
 const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
 const BASELINE_JS = resolve(__dirname, 'baseline-server.js');
 
+/**
+ * V8 flags given to the service and the baseline alike. V8 sizes the young generation adaptively
+ * (1 MB semi-spaces growing to 16 MB on this machine, shrunk again by its memory reducer when a
+ * process idles), and the two servers' generations stood at different sizes from one run to the
+ * next: the baseline, which allocates more per call (protobufjs objects), went from 0.85 to 1.2 of
+ * the service's CPU per call between 1 MB and 32 MB. Pinning both to one size removed most of the
+ * bench's run-to-run swing. BENCH_SEMI_SPACE_MB: 1 (V8's floor, the steadiest: the same-core ratio of
+ * a path moved by ±0.02 over four runs); 16 (its ceiling here, where a loaded process ends up: the
+ * ratios scatter by ±0.15 again); 0 (adaptive, as `npm start` runs). BENCH_NODE_FLAGS adds more.
+ */
+export function benchNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = env['BENCH_SEMI_SPACE_MB'] ?? '1';
+  const mb = Number(raw);
+  if (!Number.isInteger(mb) || mb < 0 || mb > 256) throw new Error(`BENCH_SEMI_SPACE_MB must be an integer from 0 to 256 (0: V8's adaptive sizing), not ${JSON.stringify(raw)}`);
+  const extra = (env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+  return [...(mb === 0 ? [] : [`--min-semi-space-size=${mb}`, `--max-semi-space-size=${mb}`]), ...extra];
+}
+const NODE_FLAGS = benchNodeFlags();
+
 export const SERVER_CORE = 0;
 export const LOAD_CORE = 1;
 
@@ -84,7 +103,7 @@ async function launch(label: string, nodeArgs: string[], env: NodeJS.ProcessEnv,
  * LOG_LEVEL defaults to info, the production default: each deny writes one log line.
  */
 export function startService(env: Record<string, string>, logDir: string, name: string, cpuProfDir?: string): Promise<Proc> {
-  const nodeArgs = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []), MAIN_JS, 'serve'];
+  const nodeArgs = [...NODE_FLAGS, ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []), MAIN_JS, 'serve'];
   const full = baseEnv(logDir, { ORCHEO_AUTH_GRPC_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_ADDR: '127.0.0.1:0', ORCHEO_AUTH_HTTP_AUTHZ_ADDR: '127.0.0.1:0', LOG_LEVEL: 'info', ...env });
   return launch(`service (${name})`, nodeArgs, full, join(logDir, `${name}.log`), (log) => {
     for (const line of log.split('\n')) {
@@ -106,7 +125,7 @@ export function startService(env: Record<string, string>, logDir: string, name: 
  */
 export function startBaselineProcess(logDir: string, name = 'baseline', repliesFile?: string, decode: BaselineDecode = 'protobufjs'): Promise<Proc> {
   const env = baseEnv(logDir, { BENCH_BASELINE_DECODE: decode, ...(repliesFile ? { BENCH_BASELINE_REPLIES: repliesFile } : {}) });
-  return launch(`${name} server`, [BASELINE_JS], env, join(logDir, `${name}.log`), (log) => {
+  return launch(`${name} server`, [...NODE_FLAGS, BASELINE_JS], env, join(logDir, `${name}.log`), (log) => {
     const m = /\{"baseline":"ready","port":(\d+)\}/.exec(log);
     return m ? { grpc: Number(m[1]) } : undefined;
   });
