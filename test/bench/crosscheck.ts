@@ -84,7 +84,7 @@ export async function sameCore(paths: readonly CrossCheckPath[], spec: CrossChec
 export function formatCrossCheck(results: readonly CrossCheckResult[], benchRatio: (name: string) => number | undefined, spec: CrossCheckSpec, same: readonly CrossCheckResult[] = [], sameSpec?: CrossCheckSpec): string {
   const lines = [
     `independent h2load check: ${spec.pairs} service/baseline pairs of ${spec.seconds}s at ${spec.connections}x${spec.streams} per path, median of the pairs' ratios`,
-    ...(sameSpec && same.length ? [`same core: ${sameSpec.pairs} runs of ${sameSpec.seconds}s, service and baseline loaded at once on the server core, median of completed-call ratios (crosscheck.ts sameCore)`] : []),
+    ...(sameSpec && same.length ? [`same core: ${sameSpec.pairs} runs of ${sameSpec.seconds}s, a fresh service and baseline per path (same warm-up) loaded at once on the server core, median of completed-call ratios (crosscheck.ts sameCore)`] : []),
     `  ${'path'.padEnd(22)}  bench x base  h2load x base  same core  pairs (service/baseline req/s)`,
   ];
   for (const r of results) {

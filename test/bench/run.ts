@@ -12,12 +12,14 @@
  *   BENCH_JWT_TOKENS (20000, > the 10 000-entry JWT cache) BENCH_GENERATOR (h2load|node)
  *   BENCH_ONLY=<regex> (scenarios whose name matches, plus the baselines) BENCH_KEEP=1 (keep logs)
  *   BENCH_CPU_PROF=<dir> (run the service under --cpu-prof and print its hotspots)
+ *   BENCH_SEMI_SPACE_MB (1: V8's young generation pinned, service and baselines alike; 0: adaptive)
+ *   BENCH_NODE_FLAGS (more node/V8 flags for the service and the baselines alike)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { assertReply, checkFrame, jwtPayload, rawCheck, signHs256, type Expectation } from './frames';
-import { crossCheck, formatCrossCheck, sameCore } from './crosscheck';
+import { crossCheck, formatCrossCheck, sameCore, type CrossCheckResult, type CrossCheckSpec } from './crosscheck';
 import { BOOTSTRAP_TOKEN, describeStore, JWT_SECRET, liveTeardowns, SERVICE_TOKEN_ID, setupFixtures, type Fixtures } from './fixtures';
 import { h2loadAvailable, h2loadVersion, runH2load } from './h2load';
 import { benchHttpAuthz, formatHttpAuthz } from './http-authz';
@@ -123,6 +125,32 @@ async function timeOnce(s: Scenario, serverPids: readonly number[]): Promise<Rep
   return { generator: thr.r.generator, rps: thr.r.rps, cpuUsPerCall: thr.cpuUs / thr.r.completed, p50us: lat.p50us, p99us: lat.p99us, meanUsLoaded: thr.r.meanUs };
 }
 
+/**
+ * The same-core check on a fresh service and a fresh baseline per path, started for it and given
+ * the same warm-up: the processes of the timed rows carry minutes of uneven history by then (a
+ * service process that has served the bench read 0.71 where a fresh one read 0.83-0.86, same core,
+ * same request), so this column depends on nothing the rest of the bench did.
+ */
+async function freshSameCore(f: Fixtures, paths: readonly Scenario[], repliesFile: string, spec: CrossCheckSpec, procs: Set<Proc>): Promise<CrossCheckResult[]> {
+  const out: CrossCheckResult[] = [];
+  for (const [i, s] of paths.entries()) {
+    const env = s.name.startsWith('bootstrap') ? { ...f.baseEnv, ...f.bootstrapEnv } : f.baseEnv;
+    const pair = [await startService(env, f.dir, `same-core-${i}`), await startBaselineProcess(f.dir, `same-core-baseline-${i}`, repliesFile)] as const;
+    for (const p of pair) procs.add(p);
+    try {
+      assertReply(`${s.name} (fresh)`, await rawCheck(pair[0].grpcPort, s.probe), s.expect);
+      for (const p of pair) await runH2load({ port: p.grpcPort, seconds: PREWARM, warmupSeconds: 0.2, connections: spec.connections, streams: spec.streams, frameFile: s.frames });
+      out.push(...(await sameCore([{ name: s.name, servicePort: pair[0].grpcPort, baselinePort: pair[1].grpcPort, frameFile: s.frames }], spec, () => settle(pair.map((p) => p.pid)))));
+    } finally {
+      for (const p of pair) {
+        await p.stop();
+        procs.delete(p);
+      }
+    }
+  }
+  return out;
+}
+
 async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   const write = (name: string, ...frames: Buffer[]): string => {
     const p = join(f.dir, name);
@@ -149,6 +177,10 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   const service = await up(startService(f.baseEnv, f.dir, 'service', CPU_PROF));
   const limited = await up(startService({ ...f.baseEnv, ...f.limitsEnv }, f.dir, 'limits', CPU_PROF));
   const bootstrap = await up(startService({ ...f.baseEnv, ...f.bootstrapEnv }, f.dir, 'bootstrap', CPU_PROF));
+  // The unique-JWT row fills a verified-token cache (10 000 entries, ~21 MB of heap); on the
+  // process of the other paths that alone cost them ~6 % (same-core, young generation at 1 MB:
+  // a larger live heap makes every old-generation collection dearer), so it has its own.
+  const uniqueJwt = await up(startService(f.baseEnv, f.dir, 'unique-jwt', CPU_PROF));
   const backend = await limiterBackend(limited.httpPort!);
   if (backend !== (f.redis ? 'redis' : 'memory')) throw new Error(`limits run: limiter backend is ${backend}, expected ${f.redis ? 'redis' : 'memory'}`);
 
@@ -159,8 +191,13 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   for (const [auth, frame, proc] of [[`Bearer ${f.serviceToken}`, svc, service], [`Bearer ${jwtToken}`, jwt, service], ['', deny, service], [`Bearer ${BOOTSTRAP_TOKEN}`, boot, bootstrap]] as const) {
     byAuthorization[auth] = (await rawCheck(proc.grpcPort, frame)).bytes.toString('base64');
   }
-  const repliesFile = write('baseline-replies.json', Buffer.from(JSON.stringify({ byAuthorization, fallback: (await rawCheck(service.grpcPort, uniqueProbe)).bytes.toString('base64') })));
+  const repliesFile = write('baseline-replies.json', Buffer.from(JSON.stringify({ byAuthorization, fallback: (await rawCheck(uniqueJwt.grpcPort, uniqueProbe)).bytes.toString('base64') })));
   const base = await up(startBaselineProcess(f.dir, 'baseline', repliesFile));
+  // The bootstrap process gets a baseline of its own, loaded exactly when it is: a process that
+  // idled while the others ran came back ~10 % slower for the next half minute (V8's memory
+  // reducer shrinks an idle heap; both servers decay alike), and a baseline shared by every path
+  // never idled, which is why bootstrap read 0.78 where, with the same history, it reads as the rest.
+  const bootBase = await up(startBaselineProcess(f.dir, 'baseline-bootstrap', repliesFile));
 
   const allow = (subject: string): Expectation => ({ kind: 'allow', subject });
   const nodeBase = USE_H2LOAD ? 'baseline (node gen)' : 'baseline';
@@ -171,12 +208,12 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
     { ...b, name: 'baseline', proc: base, frames: files.svc, probe: svc, baseline: 'baseline' },
     { ...b, name: 'baseline (JWT bytes)', proc: base, frames: files.jwt, probe: jwt, baseline: 'baseline (JWT bytes)' },
     { ...b, name: 'baseline (deny bytes)', proc: base, frames: files.deny, probe: deny, baseline: 'baseline (deny bytes)' },
-    { ...b, name: 'baseline (bootstrap bytes)', proc: base, frames: files.boot, probe: boot, baseline: 'baseline (bootstrap bytes)' },
+    { ...b, name: 'baseline (bootstrap bytes)', proc: bootBase, frames: files.boot, probe: boot, baseline: 'baseline (bootstrap bytes)' },
     ...(USE_H2LOAD ? [{ ...b, name: nodeBase, proc: base, frames: files.unique, many: true, probe: svc, baseline: nodeBase }] : []),
     { name: 'service token allow', proc: service, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: PATH_TARGETS, baseline: 'baseline' },
     { name: 'JWT allow, cached', proc: service, frames: files.jwt, expect: allow('bench-user'), probe: jwt, counter: 'allow/ok', targets: PATH_TARGETS, baseline: 'baseline (JWT bytes)' },
     // The probe token is not among the timed ones; those stay uncached (more than the cache holds, sent in order).
-    { name: 'JWT allow, unique', proc: service, frames: files.unique, many: true, expect: allow('probe-user'), probe: uniqueProbe, counter: 'allow/ok', targets: {}, baseline: nodeBase },
+    { name: 'JWT allow, unique', proc: uniqueJwt, frames: files.unique, many: true, expect: allow('probe-user'), probe: uniqueProbe, counter: 'allow/ok', targets: {}, baseline: nodeBase },
     { name: 'deny (no token)', proc: service, frames: files.deny, expect: { kind: 'deny', status: 401, code: 'auth.missing_token' }, probe: deny, counter: 'deny/auth.missing_token', targets: PATH_TARGETS, baseline: 'baseline (deny bytes)' },
     { name: 'bootstrap allow', proc: bootstrap, frames: files.boot, expect: allow('bootstrap'), probe: boot, counter: 'allow/ok', targets: PATH_TARGETS, baseline: 'baseline (bootstrap bytes)' },
     { name: `limits on (${backend})`, proc: limited, frames: files.svc, expect: allow(SERVICE_TOKEN_ID), probe: svc, counter: 'allow/ok', targets: { throughputRatio: 0.75 }, baseline: 'baseline' },
@@ -213,11 +250,11 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   }
   const crossPaths = plan.filter((s) => !s.many && !isBaseline(s) && !s.name.startsWith('limits'));
   const crossSpec = { pairs: CROSSCHECK_PAIRS, seconds: 1, connections: 4, streams: 32 };
-  const crossList = crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: base.grpcPort, frameFile: s.frames }));
+  const crossList = crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: byName.get(s.baseline)!.proc.grpcPort, frameFile: s.frames }));
   const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossList, crossSpec, () => settle(serverPids)) : [];
   const sameSpec = { pairs: SAME_CORE_RUNS, seconds: 3, connections: 4, streams: 32 };
-  const same = USE_H2LOAD && canPin() && SAME_CORE_RUNS > 0 ? await sameCore(crossList, sameSpec, () => settle(serverPids)) : [];
-  for (const p of [base, service, limited, bootstrap]) {
+  const same = USE_H2LOAD && canPin() && SAME_CORE_RUNS > 0 ? await freshSameCore(f, crossPaths, repliesFile, sameSpec, procs) : [];
+  for (const p of [base, bootBase, service, uniqueJwt, limited, bootstrap]) {
     await p.stop();
     procs.delete(p);
   }
