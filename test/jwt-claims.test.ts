@@ -169,3 +169,40 @@ describe('claims end to end through a signed HS256 token', () => {
     assert.equal(result.kind === 'rejected' && result.error.code, 'auth.invalid_token');
   });
 });
+
+describe('identical claim lists share one Set', () => {
+  const now = Date.UTC(2026, 11, 4);
+  const identity = (payload: Record<string, unknown>): Identity => {
+    const r = identityFromClaims({ sub: 'u', exp: now / 1000 + 60, ...payload }, now, 0);
+    assert.ok(r.ok, 'claims accepted');
+    return r.identity;
+  };
+
+  it('two tokens with the same scope and workspace lists get the same Sets, with their content', () => {
+    const a = identity({ sub: 'alice', scope: 'share:read share:write', workspace_ids: ['share-ws'] });
+    const b = identity({ sub: 'bob', scope: 'share:read share:write', workspace_ids: ['share-ws'] });
+    assert.equal(a.scopes, b.scopes);
+    assert.equal(a.workspaces, b.workspaces);
+    assert.deepEqual(sorted(a.scopes), ['share:read', 'share:write']);
+    assert.deepEqual(sorted(a.workspaces), ['share-ws']);
+  });
+
+  it('different lists, or the same items in another order, are never merged', () => {
+    const a = identity({ scope: 'only:a' });
+    const b = identity({ scope: 'only:a only:b' });
+    const c = identity({ scope: 'only:b only:a' });
+    assert.notEqual(a.scopes, b.scopes);
+    assert.deepEqual(sorted(a.scopes), ['only:a']);
+    assert.notEqual(b.scopes, c.scopes);
+    assert.deepEqual(sorted(b.scopes), sorted(c.scopes));
+  });
+
+  it('a list longer than the bound is still read in full, just not shared', () => {
+    const long = Array.from({ length: 300 }, (_, i) => `long-scope-${i}`);
+    const a = identity({ scopes: long });
+    const b = identity({ scopes: long });
+    assert.notEqual(a.scopes, b.scopes);
+    assert.equal(a.scopes.size, 300);
+    assert.deepEqual(sorted(b.scopes), [...long].sort());
+  });
+});

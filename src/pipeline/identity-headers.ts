@@ -3,7 +3,13 @@ import type { Header } from './decision';
 
 export const IDENTITY_PREFIX = 'x-orcheo-';
 
-const sorted = (s: ReadonlySet<string>): string => [...s].sort().join(',');
+/** Sets are shared by identities of one list (jwt/claims.ts): join each once. */
+const joined = new WeakMap<ReadonlySet<string>, string>();
+function sorted(s: ReadonlySet<string>): string {
+  let j = joined.get(s);
+  if (j === undefined) joined.set(s, (j = [...s].sort().join(',')));
+  return j;
+}
 
 /** The contract's identity fields (headers without the prefix, `dynamic_metadata` keys). */
 export function identityFields(id: Identity): Record<string, string> {

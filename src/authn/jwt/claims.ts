@@ -56,6 +56,27 @@ function nestedOrcheo(payload: JWTPayload): Record<string, unknown> | undefined 
   return nested && typeof nested === 'object' && !Array.isArray(nested) ? (nested as Record<string, unknown>) : undefined;
 }
 
+/**
+ * Tokens with identical scope (or workspace) lists share one read-only Set: a deployment's tokens
+ * carry a few distinct lists, and in a full verified-token cache a token's own two Sets and their
+ * strings were ~40 % of its entry. Bounded (distinct lists and their length) so that issued
+ * tokens with ever-new lists cannot grow it: past the bounds a Set is simply not shared.
+ */
+const SHARED_SETS = new Map<string, ReadonlySet<string>>();
+const MAX_SHARED_SETS = 1024;
+const MAX_SHARED_KEY = 2048;
+function shared(set: Set<string>): ReadonlySet<string> {
+  let key = '';
+  for (const item of set) {
+    key += `${item}\u0000`;
+    if (key.length > MAX_SHARED_KEY) return set;
+  }
+  const hit = SHARED_SETS.get(key);
+  if (hit) return hit;
+  if (SHARED_SETS.size < MAX_SHARED_SETS) SHARED_SETS.set(key, set);
+  return set;
+}
+
 export function scopesOf(payload: JWTPayload): Set<string> {
   const out = new Set<string>();
   for (const claim of SCOPE_CLAIMS) collectItems(payload[claim], out);
@@ -146,8 +167,8 @@ export function identityFromClaims(payload: JWTPayload, nowMs: number, leewaySec
     type: identityTypeOf(payload),
     subject: sub,
     tokenId: typeof jti === 'string' && jti.length > 0 ? jti : sub,
-    scopes,
-    workspaces,
+    scopes: shared(scopes),
+    workspaces: shared(workspaces),
     source: 'jwt' as const,
     expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
   });
