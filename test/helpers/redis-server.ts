@@ -92,6 +92,9 @@ export function deleteLimiterKeys(url: string, keyPrefix: string): Promise<numbe
   return deleteKeysMatching(url, `${clusterKeyPrefix(keyPrefix).replace(/[{}]/g, '\\$&')}*`);
 }
 
+/** A cluster node's bus port is its port + 10 000. */
+const CLUSTER_BUS_OFFSET = 10_000;
+
 /** A dedicated, throw-away redis-server (no persistence) that a test may kill and start again on the same port. */
 export class RedisServerProcess {
   private child: ChildProcess | undefined;
@@ -109,20 +112,29 @@ export class RedisServerProcess {
 
   /** cluster: a one-node Redis Cluster owning every slot, which enforces CROSSSLOT like a real cluster. */
   static async start(opts: { cluster?: boolean } = {}): Promise<RedisServerProcess> {
-    const server = new RedisServerProcess(await freePort(), opts.cluster === true);
-    await server.restart();
+    const server = await RedisServerProcess.launch(opts.cluster === true);
     if (server.cluster) await server.assignAllSlots();
     return server;
+  }
+
+  /** Started on a fresh port; a port another process took between the check and the bind gets a second and third try. */
+  private static async launch(cluster: boolean): Promise<RedisServerProcess> {
+    for (let attempt = 1; ; attempt++) {
+      const server = new RedisServerProcess(await freePort(cluster ? CLUSTER_BUS_OFFSET : undefined), cluster);
+      try {
+        await server.restart();
+        return server;
+      } catch (err) {
+        await server.destroy();
+        if (attempt >= 3) throw err;
+      }
+    }
   }
 
   /** n real cluster nodes on loopback ports, slots split between them, joined by CLUSTER MEET. */
   static async startCluster(n: number): Promise<{ nodes: RedisServerProcess[]; url: string; destroy(): Promise<void> }> {
     const nodes: RedisServerProcess[] = [];
-    for (let i = 0; i < n; i++) {
-      const node = new RedisServerProcess(await freePort(), true);
-      await node.restart();
-      nodes.push(node);
-    }
+    for (let i = 0; i < n; i++) nodes.push(await RedisServerProcess.launch(true));
     const per = Math.ceil(16384 / n);
     for (const [i, node] of nodes.entries()) {
       const c = node.nodeClient();

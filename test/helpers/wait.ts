@@ -57,14 +57,18 @@ function bindable(port: number): Promise<boolean> {
  * its inverse: a "closed" port that a parallel test's server now answers on). A server of our own
  * binds port 0 and reports the port instead.
  */
-export async function freePort(): Promise<number> {
+export async function freePort(offset?: number): Promise<number> {
   const [lo] = ephemeralRange();
   const base = Math.max(1024, lo - 12_000);
+  // With `offset`, port + offset must be free too and also below the ephemeral range (a Redis
+  // Cluster node binds its bus on port + 10 000: in the ephemeral range, an outgoing connection of
+  // a parallel test could hold it, and the node exited at once; CI hit that once).
+  const top = offset ? lo - offset : lo;
   for (let i = 0; i < 50; i++) {
-    const port = base + Math.floor(Math.random() * (lo - base));
-    if (await bindable(port)) return port;
+    const port = base + Math.floor(Math.random() * (top - base));
+    if ((await bindable(port)) && (!offset || (await bindable(port + offset)))) return port;
   }
-  throw new Error(`no bindable loopback port in ${base}..${lo - 1}`);
+  throw new Error(`no bindable loopback port in ${base}..${top - 1}${offset ? ` with port + ${offset} free` : ''}`);
 }
 
 /**
