@@ -131,11 +131,10 @@ async function timeOnce(s: Scenario, serverPids: readonly number[]): Promise<Rep
  * service process that has served the bench read 0.71 where a fresh one read 0.83-0.86, same core,
  * same request), so this column depends on nothing the rest of the bench did.
  */
-async function freshSameCore(f: Fixtures, paths: readonly Scenario[], repliesFile: string, spec: CrossCheckSpec, procs: Set<Proc>): Promise<CrossCheckResult[]> {
+async function freshSameCore(f: Fixtures, paths: readonly Scenario[], envOf: (s: Scenario) => Record<string, string>, repliesFile: string, spec: CrossCheckSpec, procs: Set<Proc>): Promise<CrossCheckResult[]> {
   const out: CrossCheckResult[] = [];
   for (const [i, s] of paths.entries()) {
-    const env = s.name.startsWith('bootstrap') ? { ...f.baseEnv, ...f.bootstrapEnv } : f.baseEnv;
-    const pair = [await startService(env, f.dir, `same-core-${i}`), await startBaselineProcess(f.dir, `same-core-baseline-${i}`, repliesFile)] as const;
+    const pair = [await startService(envOf(s), f.dir, `same-core-${i}`), await startBaselineProcess(f.dir, `same-core-baseline-${i}`, repliesFile)] as const;
     for (const p of pair) procs.add(p);
     try {
       assertReply(`${s.name} (fresh)`, await rawCheck(pair[0].grpcPort, s.probe), s.expect);
@@ -176,7 +175,8 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   // All run at once on the server core; only the one under load uses it.
   const service = await up(startService(f.baseEnv, f.dir, 'service', CPU_PROF));
   const limited = await up(startService({ ...f.baseEnv, ...f.limitsEnv }, f.dir, 'limits', CPU_PROF));
-  const bootstrap = await up(startService({ ...f.baseEnv, ...f.bootstrapEnv }, f.dir, 'bootstrap', CPU_PROF));
+  const bootstrapEnv = { ...f.baseEnv, ...f.bootstrapEnv };
+  const bootstrap = await up(startService(bootstrapEnv, f.dir, 'bootstrap', CPU_PROF));
   // The unique-JWT row fills a verified-token cache (10 000 entries, ~21 MB of heap); on the
   // process of the other paths that alone cost them ~6 % (same-core, young generation at 1 MB:
   // a larger live heap makes every old-generation collection dearer), so it has its own.
@@ -253,7 +253,7 @@ async function main(f: Fixtures, procs: Set<Proc>): Promise<void> {
   const crossList = crossPaths.map((s) => ({ name: s.name, servicePort: s.proc.grpcPort, baselinePort: byName.get(s.baseline)!.proc.grpcPort, frameFile: s.frames }));
   const crossed = USE_H2LOAD && CROSSCHECK_PAIRS > 0 ? await crossCheck(crossList, crossSpec, () => settle(serverPids)) : [];
   const sameSpec = { pairs: SAME_CORE_RUNS, seconds: 3, connections: 4, streams: 32 };
-  const same = USE_H2LOAD && canPin() && SAME_CORE_RUNS > 0 ? await freshSameCore(f, crossPaths, repliesFile, sameSpec, procs) : [];
+  const same = USE_H2LOAD && canPin() && SAME_CORE_RUNS > 0 ? await freshSameCore(f, crossPaths, (s) => (s.proc === bootstrap ? bootstrapEnv : f.baseEnv), repliesFile, sameSpec, procs) : [];
   for (const p of [base, bootBase, service, uniqueJwt, limited, bootstrap]) {
     await p.stop();
     procs.delete(p);

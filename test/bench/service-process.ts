@@ -24,14 +24,14 @@ const BASELINE_JS = resolve(__dirname, 'baseline-server.js');
  * a path moved by ±0.02 over four runs); 16 (its ceiling here, where a loaded process ends up: the
  * ratios scatter by ±0.15 again); 0 (adaptive, as `npm start` runs). BENCH_NODE_FLAGS adds more.
  */
-export function benchNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+function benchNodeFlags(env: NodeJS.ProcessEnv): string[] {
   const raw = env['BENCH_SEMI_SPACE_MB'] ?? '1';
   const mb = Number(raw);
   if (!Number.isInteger(mb) || mb < 0 || mb > 256) throw new Error(`BENCH_SEMI_SPACE_MB must be an integer from 0 to 256 (0: V8's adaptive sizing), not ${JSON.stringify(raw)}`);
   const extra = (env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
   return [...(mb === 0 ? [] : [`--min-semi-space-size=${mb}`, `--max-semi-space-size=${mb}`]), ...extra];
 }
-const NODE_FLAGS = benchNodeFlags();
+const NODE_FLAGS = benchNodeFlags(process.env);
 
 export const SERVER_CORE = 0;
 export const LOAD_CORE = 1;
